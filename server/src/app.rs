@@ -1,0 +1,160 @@
+//! The application's services: what a request may ask of gantry, independent of HTTP. Handlers
+//! translate between HTTP and these calls; the CLI and tests reach the same logic through REST.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use gantry_types::rest::{ActionRequest, CreateRepoRequest};
+use gantry_types::{Job, JobKind, Repo};
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::auth::{Principal, hash_token};
+use crate::engine::Engine;
+use crate::storage::{CancelOutcome, Enqueued, NewJob, Store};
+use crate::validate;
+
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Whether repos may use local paths and `file://` remotes.
+    pub allow_file_remotes: bool,
+    pub max_attempts: u32,
+}
+
+pub struct App {
+    pub store: Store,
+    pub engine: Arc<Engine>,
+    pub config: AppConfig,
+    /// token hash -> principal; the accept path must not wait on the database to authenticate.
+    tokens: DashMap<String, Principal>,
+}
+
+impl App {
+    pub fn new(store: Store, engine: Arc<Engine>, config: AppConfig) -> App {
+        App {
+            store,
+            engine,
+            config,
+            tokens: DashMap::new(),
+        }
+    }
+
+    pub async fn authenticate(&self, token: &str) -> ApiResult<Option<Principal>> {
+        let hash = hash_token(token);
+        if let Some(principal) = self.tokens.get(&hash) {
+            return Ok(Some(principal.clone()));
+        }
+        let principal = self.store.find_token(&hash).await?;
+        if let Some(principal) = &principal {
+            self.tokens.insert(hash, principal.clone());
+        }
+        Ok(principal)
+    }
+
+    /// The repo named by id (or, for the CLI's convenience, by name) in the principal's
+    /// organisation. Another organisation's repo is "not found", so existence does not leak.
+    pub async fn repo(&self, principal: &Principal, id_or_name: &str) -> ApiResult<Repo> {
+        if let Some(repo) = self.store.get_repo(&principal.org_id, id_or_name).await? {
+            return Ok(repo);
+        }
+        self.store
+            .find_repo_by_name(&principal.org_id, id_or_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("repo_not_found", format!("no repo {id_or_name:?}")))
+    }
+
+    pub async fn create_repo(
+        &self,
+        principal: &Principal,
+        req: CreateRepoRequest,
+    ) -> ApiResult<(Repo, Job)> {
+        validate::repo_name(&req.name)?;
+        validate::remote_url(&req.remote_url, self.config.allow_file_remotes)?;
+        let trunk = req.trunk.unwrap_or_else(|| "main".to_owned());
+        validate::branch_name("trunk", &trunk)?;
+        let first_sync = NewJob {
+            repo_id: uuid::Uuid::now_v7().to_string(),
+            kind: JobKind::SyncRepo,
+            branch: None,
+            parent: None,
+            max_attempts: self.config.max_attempts,
+            idempotency_key: None,
+        };
+        let created = self
+            .store
+            .create_repo(
+                &principal.org_id,
+                &req.name,
+                &req.remote_url,
+                &trunk,
+                first_sync,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::storage::StorageError::AlreadyExists(_) => ApiError::conflict(
+                    "repo_exists",
+                    format!("a repo named {:?} already exists", req.name),
+                ),
+                other => other.into(),
+            })?;
+        self.engine.wake();
+        Ok(created)
+    }
+
+    /// Validates an action against local facts only and queues it. Never touches git.
+    pub async fn accept_action(
+        &self,
+        principal: &Principal,
+        repo_id: &str,
+        req: &ActionRequest,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Enqueued> {
+        let repo = self.repo(principal, repo_id).await?;
+        if let Some(key) = &idempotency_key {
+            validate::idempotency_key(key)?;
+        }
+        let links = self.store.branch_links(&repo.id).await?;
+        let action = validate::action(req, &repo.trunk, &links)?;
+        let enqueued = self
+            .store
+            .enqueue_job(NewJob {
+                repo_id: repo.id,
+                kind: action.kind,
+                branch: action.branch,
+                parent: action.parent,
+                max_attempts: self.config.max_attempts,
+                idempotency_key,
+            })
+            .await?;
+        if matches!(enqueued, Enqueued::Created(_)) {
+            self.engine.wake();
+        }
+        Ok(enqueued)
+    }
+
+    pub async fn job(&self, principal: &Principal, job_id: &str) -> ApiResult<Job> {
+        self.store
+            .get_job(&principal.org_id, job_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {job_id:?}")))
+    }
+
+    pub async fn cancel_job(&self, principal: &Principal, job_id: &str) -> ApiResult<Job> {
+        let outcome = self
+            .store
+            .cancel_job(&principal.org_id, job_id)
+            .await
+            .map_err(|e| match e {
+                crate::storage::StorageError::NotFound(_) => {
+                    ApiError::not_found("job_not_found", format!("no job {job_id:?}"))
+                }
+                other => other.into(),
+            })?;
+        Ok(match outcome {
+            CancelOutcome::Cancelled(job) => job,
+            CancelOutcome::Requested(job) => {
+                self.engine.cancel_local(&job.id);
+                job
+            }
+        })
+    }
+}

@@ -1,0 +1,94 @@
+//! The `gantry` command line: argument parsing and the subcommands. This is the binary's edge,
+//! where errors become `anyhow` reports and exit codes.
+
+mod client;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gantry",
+    version,
+    about = "Git stack operations (sync, restack, rebase, reparent, register) as durable background jobs, pushed live over WebSocket"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Register and list repos.
+    Repo {
+        #[command(subcommand)]
+        command: RepoCommand,
+    },
+    /// Enqueue an action on a repo and print the accepted job.
+    Act(ActArgs),
+}
+
+#[derive(Subcommand)]
+pub enum RepoCommand {
+    /// Register a repo; its first sync (the clone) is queued at once.
+    Add {
+        name: String,
+        remote_url: String,
+        #[arg(long, default_value = "main")]
+        trunk: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the repos the token can see.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct ActArgs {
+    /// The repo's id or name.
+    pub repo: String,
+    /// sync_repo, restack_repo, restack_subtree, rebase_branch, reparent_branch or
+    /// register_existing_branch.
+    pub kind: String,
+    #[arg(long)]
+    pub branch: Option<String>,
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Makes retries of this exact command safe: the server answers with the job it created the
+    /// first time.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    /// The server's URL.
+    #[arg(long, env = "GANTRY_URL", default_value = "http://127.0.0.1:7420")]
+    pub server: String,
+    /// The bearer token.
+    #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Repo { command } => match command {
+            RepoCommand::Add {
+                name,
+                remote_url,
+                trunk,
+                client,
+            } => client::repo_add(&client, &name, &remote_url, &trunk).await,
+            RepoCommand::List { client } => client::repo_list(&client).await,
+        },
+        Command::Act(args) => client::act(&args).await,
+    }
+}

@@ -1,0 +1,113 @@
+//! `gantry serve`: flags, logging, and the signal handling around a [`Server`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use gantry_server::engine::EngineConfig;
+use gantry_server::server::{Server, ServerConfig, default_handlers};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where the database, clones and the admin token live.
+    #[arg(long, env = "GANTRY_DATA_DIR", default_value = "./gantry-data")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "GANTRY_BIND", default_value = "127.0.0.1:7420")]
+    pub bind: String,
+    /// `sqlite://PATH` (default: gantry.db in the data dir).
+    #[arg(long, env = "GANTRY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Admin token to accept; otherwise one is generated at first start and kept in the data dir.
+    #[arg(long = "admin-token", env = "GANTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Allow repos whose remote is a local path or file:// URL.
+    #[arg(long, env = "GANTRY_ALLOW_FILE_REMOTES")]
+    pub allow_file_remotes: bool,
+    /// Jobs that may run at once (on different repos).
+    #[arg(long, env = "GANTRY_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+    /// Seconds a running job's lease lasts without a heartbeat.
+    #[arg(long, env = "GANTRY_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Attempts per job before it ends in `error`.
+    #[arg(long, env = "GANTRY_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (doubles per attempt, capped at 60 s, with jitter).
+    #[arg(long, env = "GANTRY_RETRY_BASE_MS", default_value_t = 2000)]
+    pub retry_base_ms: u64,
+    /// Days finished jobs are kept.
+    #[arg(long, env = "GANTRY_KEEP_JOBS_DAYS", default_value_t = 7)]
+    pub keep_jobs_days: u64,
+    /// Finished jobs kept per repo.
+    #[arg(long, env = "GANTRY_KEEP_JOBS_PER_REPO", default_value_t = 1000)]
+    pub keep_jobs_per_repo: u32,
+    #[arg(long, env = "GANTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let mut engine = EngineConfig {
+        workers: args.workers.max(1),
+        lease: Duration::from_secs(args.lease_secs.max(1)),
+        max_attempts: args.max_attempts.max(1),
+        ..EngineConfig::default()
+    };
+    engine.heartbeat = engine.lease / 3;
+    engine.retry.base = Duration::from_millis(args.retry_base_ms);
+    engine.prune.finished_job_max_age = Duration::from_secs(args.keep_jobs_days * 24 * 3600);
+    engine.prune.finished_jobs_per_repo = args.keep_jobs_per_repo;
+    let config = ServerConfig {
+        bind: args.bind,
+        database_url: args.database_url,
+        admin_token: args.token,
+        allow_file_remotes: args.allow_file_remotes,
+        engine,
+        ..ServerConfig::new(args.data_dir)
+    };
+    let server = Server::start(config, default_handlers())
+        .await
+        .context("starting the server")?;
+    println!("gantry listening on {}", server.url());
+    println!("dashboard {}", server.dashboard_url());
+
+    wait_for_signal().await?;
+    server.shutdown().await.context("shutting down")?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Running one claimed job: its span, heartbeat, progress writer, handler, and the transition
+//! that records how it ended.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use gantry_types::Progress;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::handler::{JobContext, JobError};
+use super::state::{StopReason, Transition, decide};
+use super::{Engine, RunningJob};
+use crate::storage::{ClaimedJob, JobEnd, StorageError};
+
+impl Engine {
+    pub(super) fn spawn_job(self: &Arc<Self>, claimed: ClaimedJob) {
+        let running = Arc::new(RunningJob {
+            cancel: CancellationToken::new(),
+            stop: std::sync::Mutex::new(None),
+        });
+        self.running.insert(claimed.job.id.clone(), running.clone());
+        let span = info_span!(
+            "job",
+            id = %claimed.job.id,
+            kind = %claimed.job.kind,
+            repo = %claimed.repo.id,
+            attempt = claimed.job.attempt,
+        );
+        let engine = self.clone();
+        self.tasks.spawn(
+            async move {
+                let job_id = claimed.job.id.clone();
+                engine.run_job(claimed, running).await;
+                engine.running.remove(&job_id);
+                engine.wake();
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn run_job(self: &Arc<Self>, claimed: ClaimedJob, running: Arc<RunningJob>) {
+        let started = Instant::now();
+        let job_id = claimed.job.id.clone();
+        let attempt = claimed.job.attempt;
+        let max_attempts = claimed.job.max_attempts;
+        info!("job started");
+
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+        let progress_writer = tokio::spawn(
+            write_progress(
+                self.clone(),
+                job_id.clone(),
+                attempt,
+                progress_rx,
+                running.clone(),
+            )
+            .in_current_span(),
+        );
+        let heartbeat = tokio::spawn(
+            heartbeat(self.clone(), job_id.clone(), attempt, running.clone()).in_current_span(),
+        );
+        if claimed.job.cancel_requested {
+            running.stop(StopReason::Cancelled);
+        }
+
+        let ctx = JobContext {
+            job: claimed.job,
+            repo: claimed.repo,
+            org_id: claimed.org_id,
+            data_dir: self.data_dir.clone(),
+            store: self.store.clone(),
+            cancel: running.cancel.clone(),
+            progress: progress_tx,
+        };
+        let outcome = match self.handlers.get(ctx.job.kind) {
+            Some(handler) => {
+                let work = handler.run(&ctx);
+                // A handler that ignores its cancel token is dropped after the grace period;
+                // dropping kills its git children (they are spawned with kill_on_drop).
+                let grace = self.config.shutdown_grace;
+                tokio::select! {
+                    outcome = work => outcome,
+                    () = async {
+                        ctx.cancel.cancelled().await;
+                        tokio::time::sleep(grace).await;
+                    } => Err(JobError::Cancelled),
+                }
+            }
+            None => Err(JobError::failed(format!(
+                "no handler for job kind {}",
+                ctx.job.kind
+            ))),
+        };
+        drop(ctx);
+        heartbeat.abort();
+        // Every progress line commits before the final state, so clients see them in order.
+        let _ = progress_writer.await;
+
+        let transition = decide(
+            outcome,
+            running.stop_reason(),
+            attempt,
+            max_attempts,
+            &self.config.retry,
+        );
+        let store = &self.store;
+        let written = match transition {
+            Transition::Complete(effects) => {
+                store
+                    .finish_job(&job_id, attempt, JobEnd::Completed, effects)
+                    .await
+            }
+            Transition::Fail(effects) => {
+                store
+                    .finish_job(&job_id, attempt, JobEnd::Failed, effects)
+                    .await
+            }
+            Transition::Cancel => {
+                let effects = crate::storage::JobEffects {
+                    message: Some("cancelled while running".to_owned()),
+                    ..Default::default()
+                };
+                store
+                    .finish_job(&job_id, attempt, JobEnd::Cancelled, effects)
+                    .await
+            }
+            Transition::Retry { delay, message } => {
+                store.retry_job(&job_id, attempt, delay, &message).await
+            }
+            Transition::Release => store.release_job(&job_id, attempt).await,
+            Transition::Abandon => {
+                warn!("lease lost; this worker's result is discarded");
+                return;
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match written {
+            Ok(job) => info!(status = %job.status, elapsed_ms, "job finished"),
+            Err(StorageError::Fenced { .. }) => {
+                warn!(
+                    elapsed_ms,
+                    "lease lost before the result was written; discarded"
+                );
+            }
+            Err(error) => error!(%error, elapsed_ms, "recording the job's end failed"),
+        }
+    }
+}
+
+/// Writes progress lines in report order, fenced by the attempt.
+async fn write_progress(
+    engine: Arc<Engine>,
+    job_id: String,
+    attempt: u32,
+    mut lines: mpsc::UnboundedReceiver<Progress>,
+    running: Arc<RunningJob>,
+) {
+    while let Some(progress) = lines.recv().await {
+        match engine
+            .store
+            .report_progress(&job_id, attempt, &progress)
+            .await
+        {
+            Ok(()) => {}
+            Err(StorageError::Fenced { .. }) => {
+                running.stop(StopReason::LeaseLost);
+                return;
+            }
+            Err(error) => warn!(%error, "recording progress failed"),
+        }
+    }
+}
+
+/// Renews the lease until the job ends; stops the job if the lease is lost or cancel is asked.
+async fn heartbeat(engine: Arc<Engine>, job_id: String, attempt: u32, running: Arc<RunningJob>) {
+    let mut last_renewed = Instant::now();
+    loop {
+        tokio::time::sleep(engine.config.heartbeat).await;
+        match engine
+            .store
+            .heartbeat_job(&job_id, attempt, engine.config.lease)
+            .await
+        {
+            Ok(renewed) => {
+                last_renewed = Instant::now();
+                if renewed.cancel_requested {
+                    running.stop(StopReason::Cancelled);
+                }
+            }
+            Err(StorageError::Fenced { .. }) => {
+                running.stop(StopReason::LeaseLost);
+                return;
+            }
+            Err(error) => {
+                warn!(%error, "heartbeat failed");
+                if last_renewed.elapsed() >= engine.config.lease {
+                    running.stop(StopReason::LeaseLost);
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The gantry server: storage, job engine, git handlers, HTTP API and WebSocket endpoint.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod engine;
+pub mod server;
+pub mod storage;
+pub mod validate;

@@ -1,0 +1,228 @@
+//! Assembling and running a server: data dir, storage, admin token, engine, HTTP; and stopping
+//! it cleanly (stop accepting, hand running jobs back, close the database).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::app::{App, AppConfig};
+use crate::auth::{Scope, generate_token, hash_token};
+use crate::engine::{Engine, EngineConfig, HandlerRegistry};
+use crate::storage::{SqliteStore, StorageError, Store};
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub bind: String,
+    /// `sqlite://PATH`; `None` means `gantry.db` inside the data dir.
+    pub database_url: Option<String>,
+    /// The admin token to accept (from `GANTRY_TOKEN`); otherwise one is generated and kept.
+    pub admin_token: Option<String>,
+    pub allow_file_remotes: bool,
+    pub engine: EngineConfig,
+    pub max_body_bytes: usize,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            bind: "127.0.0.1:7420".to_owned(),
+            database_url: None,
+            admin_token: None,
+            allow_file_remotes: false,
+            engine: EngineConfig::default(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("unsupported database url {0:?}: use sqlite://PATH")]
+    DatabaseUrl(String),
+    #[error("http server failed: {0}")]
+    Http(std::io::Error),
+}
+
+pub struct Server {
+    addr: SocketAddr,
+    admin_token: String,
+    app: Arc<App>,
+    stop: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub async fn start(
+        config: ServerConfig,
+        handlers: HandlerRegistry,
+    ) -> Result<Server, ServeError> {
+        let data_dir = &config.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|source| ServeError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let store = open_store(&config).await?;
+        let admin_token =
+            ensure_admin_token(&store, data_dir, config.admin_token.as_deref()).await?;
+
+        let engine = Engine::new(
+            store.clone(),
+            handlers,
+            config.engine.clone(),
+            data_dir.clone(),
+        );
+        engine.start().await?;
+        let app = Arc::new(App::new(
+            store,
+            engine,
+            AppConfig {
+                allow_file_remotes: config.allow_file_remotes,
+                max_attempts: config.engine.max_attempts,
+            },
+        ));
+
+        let listener =
+            TcpListener::bind(&config.bind)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.bind.clone(),
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
+        let router = crate::api::router(app.clone())
+            .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes));
+        let stop = CancellationToken::new();
+        let http = tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        info!(%addr, node = app.engine.node_id(), "gantry is serving");
+        Ok(Server {
+            addr,
+            admin_token,
+            app,
+            stop,
+            http,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The dashboard URL with the token in the fragment, which browsers never send to servers.
+    pub fn dashboard_url(&self) -> String {
+        format!("http://{}/#token={}", self.addr, self.admin_token)
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Stops accepting requests, hands running jobs back to the queue, and closes storage.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        info!("shutting down");
+        self.stop.cancel();
+        self.app.engine.shutdown().await;
+        match tokio::time::timeout(Duration::from_secs(10), self.http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(ServeError::Http(e)),
+            Ok(Err(join)) => warn!(error = %join, "http task ended abnormally"),
+            Err(_) => warn!("open connections did not close within 10 s"),
+        }
+        self.app.store.close().await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+async fn open_store(config: &ServerConfig) -> Result<Store, ServeError> {
+    let path = match &config.database_url {
+        None => config.data_dir.join("gantry.db"),
+        Some(url) => match url.strip_prefix("sqlite://") {
+            Some(path) => PathBuf::from(path),
+            None => return Err(ServeError::DatabaseUrl(url.clone())),
+        },
+    };
+    Ok(Store::Sqlite(SqliteStore::open(&path).await?))
+}
+
+/// The admin token: the configured one, or the one kept in the data dir, or a new one.
+async fn ensure_admin_token(
+    store: &Store,
+    data_dir: &Path,
+    configured: Option<&str>,
+) -> Result<String, ServeError> {
+    let file = data_dir.join("admin-token");
+    let token = match configured {
+        Some(token) => token.to_owned(),
+        None => match std::fs::read_to_string(&file) {
+            Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+            _ => {
+                let token = generate_token();
+                write_private(&file, &token).map_err(|source| ServeError::DataDir {
+                    path: file.clone(),
+                    source,
+                })?;
+                token
+            }
+        },
+    };
+    let org = store.default_org_id().await?;
+    store
+        .insert_token(&org, &hash_token(&token), Scope::Admin, "admin")
+        .await?;
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// The handlers a real server runs.
+pub fn default_handlers() -> HandlerRegistry {
+    #[cfg(feature = "test-handlers")]
+    if crate::engine::test_handlers::TestHandler::enabled() {
+        return HandlerRegistry::uniform(Arc::new(crate::engine::test_handlers::TestHandler));
+    }
+    HandlerRegistry::new()
+}

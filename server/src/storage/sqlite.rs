@@ -1,0 +1,1197 @@
+//! The SQLite backend: every SQL statement gantry runs on SQLite lives in this file.
+//!
+//! Writes go through a pool of exactly one connection, so they never meet `SQLITE_BUSY` from each
+//! other and `AUTOINCREMENT` positions follow commit order; reads use a separate pool that WAL lets
+//! run beside the writer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gantry_types::ws::Op;
+use gantry_types::{Branch, Job, JobStatus, Progress, ProgressLine, Repo, Task};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::watch;
+
+use super::changes::{ChangeSet, StoredChange, TopicKey};
+use super::rows;
+use super::{
+    BranchLink, BranchState, CancelOutcome, ClaimedJob, Enqueued, JobEffects, JobEnd, LeaseRenewed,
+    NewJob, ProjectionSeed, PrunePolicy, StorageError, StorageResult,
+};
+use crate::auth::{Principal, Scope};
+use crate::clock::{ms_after, now_ms, ts};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+type Tx = Transaction<'static, Sqlite>;
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    commits: Arc<watch::Sender<i64>>,
+}
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> StorageResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await?;
+        let store = SqliteStore {
+            write,
+            read,
+            commits: Arc::new(watch::channel(0).0),
+        };
+        store.initialise().await?;
+        let position = store.max_position().await?;
+        store.commits.send_replace(position);
+        Ok(store)
+    }
+
+    /// Creates the epoch and the default organisation on first start.
+    async fn initialise(&self) -> StorageResult<()> {
+        let mut tx = self.begin().await?;
+        let epoch = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)")
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
+        let org: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'default_org'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if org.is_none() {
+            let id = new_id();
+            sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES (?1, 'default', ?2)")
+                .bind(&id)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO meta (key, value) VALUES ('default_org', ?1)")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> StorageResult<Tx> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Appends the change-log rows and commits; then wakes the projector.
+    async fn commit(&self, mut tx: Tx, changes: ChangeSet) -> StorageResult<()> {
+        let mut last = None;
+        if !changes.is_empty() {
+            let now = now_ms();
+            for (topic, ops) in changes.into_rows() {
+                let position: i64 = sqlx::query_scalar(
+                    "INSERT INTO change_log (topic, ops, committed_at) VALUES (?1, ?2, ?3) \
+                     RETURNING position",
+                )
+                .bind(topic)
+                .bind(ops)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                last = Some(position);
+            }
+        }
+        tx.commit().await?;
+        if let Some(position) = last {
+            self.commits.send_modify(|p| *p = (*p).max(position));
+        }
+        Ok(())
+    }
+
+    async fn max_position(&self) -> StorageResult<i64> {
+        let max: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(v) FROM (SELECT MAX(position) AS v FROM change_log \
+             UNION ALL SELECT seq AS v FROM sqlite_sequence WHERE name = 'change_log')",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(max.unwrap_or(0))
+    }
+
+    pub fn commits(&self) -> watch::Receiver<i64> {
+        self.commits.subscribe()
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    pub async fn epoch(&self) -> StorageResult<String> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'epoch'")
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StorageError::NotFound("epoch"))
+    }
+
+    pub async fn default_org_id(&self) -> StorageResult<String> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'default_org'")
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StorageError::NotFound("default organisation"))
+    }
+
+    pub async fn create_org(&self, name: &str) -> StorageResult<String> {
+        let mut tx = self.begin().await?;
+        let id = new_id();
+        let inserted = sqlx::query(
+            "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StorageError::AlreadyExists("organisation"));
+        }
+        self.commit(tx, ChangeSet::default()).await?;
+        Ok(id)
+    }
+
+    pub async fn insert_token(
+        &self,
+        org_id: &str,
+        token_hash: &str,
+        scope: Scope,
+        label: &str,
+    ) -> StorageResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO tokens (id, org_id, hash, scope, label, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(org_id)
+        .bind(token_hash)
+        .bind(scope.as_str())
+        .bind(label)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        self.commit(tx, ChangeSet::default()).await
+    }
+
+    pub async fn find_token(&self, token_hash: &str) -> StorageResult<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT id, org_id, scope FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scope: String = row.try_get("scope")?;
+        Ok(Some(Principal {
+            token_id: row.try_get("id")?,
+            org_id: row.try_get("org_id")?,
+            scope: Scope::parse(&scope)
+                .ok_or_else(|| StorageError::Corrupt(format!("token scope {scope:?}")))?,
+        }))
+    }
+
+    pub async fn create_repo(
+        &self,
+        org_id: &str,
+        name: &str,
+        remote_url: &str,
+        trunk: &str,
+        first_sync: NewJob,
+    ) -> StorageResult<(Repo, Job)> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let row = sqlx::query(concat!(
+            "INSERT INTO repos (id, org_id, name, remote_url, trunk, branch_sync_status, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6) \
+             ON CONFLICT (org_id, name) DO NOTHING RETURNING ",
+            repo_columns!(),
+            ""
+        ))
+        .bind(&first_sync.repo_id)
+        .bind(org_id)
+        .bind(name)
+        .bind(remote_url)
+        .bind(trunk)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StorageError::AlreadyExists("repo"));
+        };
+        let repo = rows::repo(&row)?;
+        let job = insert_job(&mut tx, &first_sync, now).await?;
+        let mut changes = ChangeSet::default();
+        changes.repo(org_id, &repo);
+        changes.job(&job);
+        self.commit(tx, changes).await?;
+        Ok((repo, job))
+    }
+
+    pub async fn list_repos(&self, org_id: &str) -> StorageResult<Vec<Repo>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            repo_columns!(),
+            " FROM repos WHERE org_id = ?1 ORDER BY name"
+        ))
+        .bind(org_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(rows::repo)
+        .collect()
+    }
+
+    pub async fn get_repo(&self, org_id: &str, repo_id: &str) -> StorageResult<Option<Repo>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            repo_columns!(),
+            " FROM repos WHERE id = ?1 AND org_id = ?2"
+        ))
+        .bind(repo_id)
+        .bind(org_id)
+        .fetch_optional(&self.read)
+        .await?
+        .as_ref()
+        .map(rows::repo)
+        .transpose()
+    }
+
+    pub async fn find_repo_by_name(&self, org_id: &str, name: &str) -> StorageResult<Option<Repo>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            repo_columns!(),
+            " FROM repos WHERE name = ?1 AND org_id = ?2"
+        ))
+        .bind(name)
+        .bind(org_id)
+        .fetch_optional(&self.read)
+        .await?
+        .as_ref()
+        .map(rows::repo)
+        .transpose()
+    }
+
+    pub async fn repo_remote_url(&self, repo_id: &str) -> StorageResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT remote_url FROM repos WHERE id = ?1")
+                .bind(repo_id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    pub async fn branch_links(&self, repo_id: &str) -> StorageResult<Vec<BranchLink>> {
+        let rows = sqlx::query("SELECT name, parent, tracked FROM branches WHERE repo_id = ?1")
+            .bind(repo_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BranchLink {
+                    name: row.try_get("name")?,
+                    parent: row.try_get("parent")?,
+                    tracked: row.try_get::<i64, _>("tracked")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn list_branches(&self, repo_id: &str) -> StorageResult<Vec<Branch>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            branch_columns!(),
+            " FROM branches WHERE repo_id = ?1 ORDER BY name"
+        ))
+        .bind(repo_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(rows::branch)
+        .collect()
+    }
+
+    pub async fn list_tasks(&self, repo_id: &str) -> StorageResult<Vec<Task>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE repo_id = ?1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(repo_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(rows::task)
+        .collect()
+    }
+
+    pub async fn enqueue_job(&self, new: NewJob) -> StorageResult<Enqueued> {
+        let mut tx = self.begin().await?;
+        let target_key = new.target_key();
+        if let Some(key) = &new.idempotency_key {
+            let existing = sqlx::query(concat!(
+                "SELECT ",
+                job_columns!(),
+                ", target_key FROM jobs \
+                 WHERE repo_id = ?1 AND idempotency_key = ?2"
+            ))
+            .bind(&new.repo_id)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                let job = rows::job(&row)?;
+                let existing_target: String = row.try_get("target_key")?;
+                return if existing_target == target_key {
+                    Ok(Enqueued::Existing(job))
+                } else {
+                    Err(StorageError::IdempotencyMismatch(job.id))
+                };
+            }
+        }
+        let queued = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs \
+             WHERE repo_id = ?1 AND target_key = ?2 AND status = 'queued'"
+        ))
+        .bind(&new.repo_id)
+        .bind(&target_key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = queued {
+            return Ok(Enqueued::Existing(rows::job(&row)?));
+        }
+        let job = insert_job(&mut tx, &new, now_ms()).await?;
+        let mut changes = ChangeSet::default();
+        changes.job(&job);
+        self.commit(tx, changes).await?;
+        Ok(Enqueued::Created(job))
+    }
+
+    pub async fn get_job(&self, org_id: &str, job_id: &str) -> StorageResult<Option<Job>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = ?1 \
+             AND repo_id IN (SELECT id FROM repos WHERE org_id = ?2)"
+        ))
+        .bind(job_id)
+        .bind(org_id)
+        .fetch_optional(&self.read)
+        .await?
+        .as_ref()
+        .map(rows::job)
+        .transpose()
+    }
+
+    pub async fn list_jobs(&self, repo_id: &str, limit: u32) -> StorageResult<Vec<Job>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE repo_id = ?1 \
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ))
+        .bind(repo_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(rows::job)
+        .collect()
+    }
+
+    pub async fn claim_next_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> StorageResult<Option<ClaimedJob>> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, \
+             updated_at = ?1, completed_at = NULL, lease_owner = ?2, lease_expires_at = ?3, \
+             progress_step = NULL, progress_total = NULL, progress_text = NULL \
+             WHERE id = (SELECT j.id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.repo_id = j.repo_id \
+                                 AND r.status = 'running') \
+                 ORDER BY j.run_at, j.created_at LIMIT 1) \
+             RETURNING ",
+            job_columns!(),
+            ""
+        ))
+        .bind(now)
+        .bind(worker)
+        .bind(now.saturating_add(ms(lease)))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let job = rows::job(&row)?;
+        let repo_row = sqlx::query(concat!(
+            "UPDATE repos SET branch_sync_status = 'syncing', updated_at = ?2 WHERE id = ?1 \
+             RETURNING ",
+            repo_columns!(),
+            ""
+        ))
+        .bind(&job.repo_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let repo = rows::repo(&repo_row)?;
+        let org_id: String = repo_row.try_get("org_id")?;
+        let mut changes = ChangeSet::default();
+        changes.job(&job);
+        changes.repo(&org_id, &repo);
+        if let Some(branch) = &job.branch {
+            let rows = sqlx::query(concat!(
+                "UPDATE branches SET active_job_id = ?3, updated_at = ?4 \
+                 WHERE repo_id = ?1 AND name = ?2 RETURNING ",
+                branch_columns!(),
+                ""
+            ))
+            .bind(&job.repo_id)
+            .bind(branch)
+            .bind(&job.id)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                changes.branch(&rows::branch(row)?);
+            }
+        }
+        self.commit(tx, changes).await?;
+        Ok(Some(ClaimedJob { job, repo, org_id }))
+    }
+
+    pub async fn heartbeat_job(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        lease: Duration,
+    ) -> StorageResult<LeaseRenewed> {
+        let mut tx = self.begin().await?;
+        let cancel_requested: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = ?3 \
+             WHERE id = ?1 AND attempt = ?2 AND status = 'running' RETURNING cancel_requested",
+        )
+        .bind(job_id)
+        .bind(i64::from(attempt))
+        .bind(ms_after(lease))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(cancel_requested) = cancel_requested else {
+            return Err(fenced(job_id, attempt));
+        };
+        self.commit(tx, ChangeSet::default()).await?;
+        Ok(LeaseRenewed {
+            cancel_requested: cancel_requested != 0,
+        })
+    }
+
+    pub async fn report_progress(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        progress: &Progress,
+    ) -> StorageResult<()> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET progress_step = ?3, progress_total = ?4, progress_text = ?5, \
+             progress_seq = progress_seq + 1, updated_at = ?6 \
+             WHERE id = ?1 AND attempt = ?2 AND status = 'running' \
+             RETURNING ",
+            job_columns!(),
+            ", progress_seq"
+        ))
+        .bind(job_id)
+        .bind(i64::from(attempt))
+        .bind(i64::from(progress.step))
+        .bind(i64::from(progress.total))
+        .bind(&progress.text)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(fenced(job_id, attempt));
+        };
+        let job = rows::job(&row)?;
+        let seq: i64 = row.try_get("progress_seq")?;
+        let line = ProgressLine {
+            job_id: job.id.clone(),
+            attempt,
+            seq: u32::try_from(seq).unwrap_or(u32::MAX),
+            step: progress.step,
+            total: progress.total,
+            text: progress.text.clone(),
+            at: ts(now),
+        };
+        sqlx::query(
+            "INSERT INTO job_progress (job_id, seq, attempt, step, total, text, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&line.job_id)
+        .bind(seq)
+        .bind(i64::from(attempt))
+        .bind(i64::from(line.step))
+        .bind(i64::from(line.total))
+        .bind(&line.text)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let mut changes = ChangeSet::default();
+        changes.job(&job);
+        changes.progress_line(&line);
+        self.commit(tx, changes).await
+    }
+
+    pub async fn finish_job(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        end: JobEnd,
+        effects: JobEffects,
+    ) -> StorageResult<Job> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let status = match end {
+            JobEnd::Completed => JobStatus::Completed,
+            JobEnd::Failed => JobStatus::Error,
+            JobEnd::Cancelled => JobStatus::Cancelled,
+        };
+        let result = match &effects.result {
+            Some(result) => Some(
+                serde_json::to_string(result)
+                    .map_err(|e| StorageError::Corrupt(format!("job result: {e}")))?,
+            ),
+            None => None,
+        };
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET status = ?3, message = COALESCE(?4, message), result = ?5, \
+             completed_at = ?6, updated_at = ?6, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = ?1 AND attempt = ?2 AND status = 'running' RETURNING ",
+            job_columns!(),
+            ""
+        ))
+        .bind(job_id)
+        .bind(i64::from(attempt))
+        .bind(status.as_str())
+        .bind(&effects.message)
+        .bind(result)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(fenced(job_id, attempt));
+        };
+        let job = rows::job(&row)?;
+        let mut changes = ChangeSet::default();
+        changes.job(&job);
+        release_branches(&mut tx, &job, now, &mut changes).await?;
+        let refreshed = effects.branches.is_some();
+        if let Some(states) = effects.branches {
+            replace_branches(&mut tx, &job.repo_id, states, now, &mut changes).await?;
+        }
+        let (sync_status, sync_error) = match (&end, refreshed) {
+            (_, true) => ("synced", None),
+            (JobEnd::Failed, false) => ("error", job.message.clone()),
+            (_, false) => ("restore", None),
+        };
+        update_repo_sync(
+            &mut tx,
+            &job.repo_id,
+            sync_status,
+            sync_error,
+            now,
+            &mut changes,
+        )
+        .await?;
+        self.commit(tx, changes).await?;
+        Ok(job)
+    }
+
+    pub async fn retry_job(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        delay: Duration,
+        message: &str,
+    ) -> StorageResult<Job> {
+        self.requeue(job_id, Some(attempt), delay, message, false)
+            .await
+    }
+
+    pub async fn release_job(&self, job_id: &str, attempt: u32) -> StorageResult<Job> {
+        self.requeue(
+            job_id,
+            Some(attempt),
+            Duration::ZERO,
+            "handed back at shutdown",
+            true,
+        )
+        .await
+    }
+
+    /// Puts a running job back in the queue. With `attempt`, only if it still holds that attempt.
+    /// `refund` gives back the attempt (a shutdown is not the job's failure).
+    async fn requeue(
+        &self,
+        job_id: &str,
+        attempt: Option<u32>,
+        delay: Duration,
+        message: &str,
+        refund: bool,
+    ) -> StorageResult<Job> {
+        let mut tx = self.begin().await?;
+        let mut changes = ChangeSet::default();
+        let job = requeue_in(
+            &mut tx,
+            job_id,
+            attempt,
+            delay,
+            message,
+            refund,
+            &mut changes,
+        )
+        .await?
+        .ok_or_else(|| fenced(job_id, attempt.unwrap_or(0)))?;
+        self.commit(tx, changes).await?;
+        Ok(job)
+    }
+
+    pub async fn cancel_job(&self, org_id: &str, job_id: &str) -> StorageResult<CancelOutcome> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM jobs WHERE id = ?1 \
+             AND repo_id IN (SELECT id FROM repos WHERE org_id = ?2)",
+        )
+        .bind(job_id)
+        .bind(org_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(status) = status else {
+            return Err(StorageError::NotFound("job"));
+        };
+        let (sql, requested) = match status.as_str() {
+            "queued" => (
+                concat!(
+                    "UPDATE jobs SET status = 'cancelled', message = 'cancelled before it started', \
+                     completed_at = ?2, updated_at = ?2 WHERE id = ?1 AND status = 'queued' RETURNING ",
+                    job_columns!()
+                ),
+                false,
+            ),
+            "running" => (
+                concat!(
+                    "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 \
+                     WHERE id = ?1 AND status = 'running' RETURNING ",
+                    job_columns!()
+                ),
+                true,
+            ),
+            _ => return Err(StorageError::JobFinished(job_id.to_owned())),
+        };
+        let row = sqlx::query(sql)
+            .bind(job_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let job = rows::job(&row)?;
+        let mut changes = ChangeSet::default();
+        changes.job(&job);
+        self.commit(tx, changes).await?;
+        Ok(if requested {
+            CancelOutcome::Requested(job)
+        } else {
+            CancelOutcome::Cancelled(job)
+        })
+    }
+
+    pub async fn expire_leases(&self, all_running: bool) -> StorageResult<Vec<Job>> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let expired = sqlx::query(
+            "SELECT id, attempt, max_attempts FROM jobs WHERE status = 'running' \
+             AND (?1 OR lease_expires_at < ?2)",
+        )
+        .bind(all_running)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changes = ChangeSet::default();
+        let mut jobs = Vec::new();
+        for row in &expired {
+            let id: String = row.try_get("id")?;
+            let attempt: i64 = row.try_get("attempt")?;
+            let max_attempts: i64 = row.try_get("max_attempts")?;
+            let job = if attempt < max_attempts {
+                let message = format!("attempt {attempt} lost its worker; retrying");
+                requeue_in(
+                    &mut tx,
+                    &id,
+                    None,
+                    Duration::ZERO,
+                    &message,
+                    false,
+                    &mut changes,
+                )
+                .await?
+            } else {
+                let message =
+                    format!("attempt {attempt} of {max_attempts} lost its worker; giving up");
+                fail_running_in(&mut tx, &id, &message, now, &mut changes).await?
+            };
+            jobs.extend(job);
+        }
+        self.commit(tx, changes).await?;
+        Ok(jobs)
+    }
+
+    pub async fn prune(&self, policy: PrunePolicy) -> StorageResult<(u64, u64)> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let doomed = sqlx::query(
+            "SELECT id, repo_id FROM ( \
+                 SELECT id, repo_id, completed_at, ROW_NUMBER() OVER \
+                     (PARTITION BY repo_id ORDER BY completed_at DESC, id DESC) AS rank \
+                 FROM jobs WHERE status IN ('completed', 'error', 'cancelled')) \
+             WHERE completed_at < ?1 OR rank > ?2",
+        )
+        .bind(now.saturating_sub(ms(policy.finished_job_max_age)))
+        .bind(i64::from(policy.finished_jobs_per_repo))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changes = ChangeSet::default();
+        for row in &doomed {
+            let id: String = row.try_get("id")?;
+            let repo_id: String = row.try_get("repo_id")?;
+            sqlx::query("DELETE FROM jobs WHERE id = ?1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            changes.job_removed(&repo_id, &id);
+        }
+        let log = sqlx::query(
+            "DELETE FROM change_log WHERE committed_at < ?1 \
+             OR position <= (SELECT MAX(position) FROM change_log) - ?2",
+        )
+        .bind(now.saturating_sub(ms(policy.change_log_max_age)))
+        .bind(i64::from(policy.change_log_max_rows))
+        .execute(&mut *tx)
+        .await?;
+        self.commit(tx, changes).await?;
+        Ok((doomed.len() as u64, log.rows_affected()))
+    }
+
+    pub async fn changes_after(
+        &self,
+        position: i64,
+        limit: u32,
+    ) -> StorageResult<Vec<StoredChange>> {
+        let rows = sqlx::query(
+            "SELECT position, topic, ops, committed_at FROM change_log \
+             WHERE position > ?1 ORDER BY position LIMIT ?2",
+        )
+        .bind(position)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(stored_change).collect()
+    }
+
+    pub async fn projection_seed(&self, retain_rows: u32) -> StorageResult<ProjectionSeed> {
+        // One read transaction: WAL gives it a consistent snapshot of every table.
+        let mut tx = self.read.begin().await?;
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(v) FROM (SELECT MAX(position) AS v FROM change_log \
+             UNION ALL SELECT seq AS v FROM sqlite_sequence WHERE name = 'change_log')",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let last_positions: HashMap<String, i64> =
+            sqlx::query("SELECT topic, MAX(position) AS p FROM change_log GROUP BY topic")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("topic")?, row.try_get("p")?)))
+                .collect::<StorageResult<_>>()?;
+        let mut topics: HashMap<String, Vec<(String, Value)>> = HashMap::new();
+        let mut add = |topic: String, key: String, row: Value| {
+            topics.entry(topic).or_default().push((key, row));
+        };
+        for row in sqlx::query(concat!("SELECT ", repo_columns!(), " FROM repos"))
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let repo = rows::repo(&row)?;
+            let org_id: String = row.try_get("org_id")?;
+            add(TopicKey::org_repos(&org_id), repo.id.clone(), json(&repo));
+        }
+        for row in sqlx::query(concat!("SELECT ", job_columns!(), " FROM jobs"))
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let job = rows::job(&row)?;
+            let value = json(&job);
+            add(
+                TopicKey::repo_jobs(&job.repo_id),
+                job.id.clone(),
+                value.clone(),
+            );
+            add(TopicKey::job(&job.id), job.id.clone(), value);
+        }
+        for row in
+            sqlx::query("SELECT job_id, seq, attempt, step, total, text, at FROM job_progress")
+                .fetch_all(&mut *tx)
+                .await?
+        {
+            let line = rows::progress_line(&row)?;
+            add(
+                TopicKey::job(&line.job_id),
+                TopicKey::progress_line(&line.job_id, line.seq),
+                json(&line),
+            );
+        }
+        for row in sqlx::query(concat!("SELECT ", branch_columns!(), " FROM branches"))
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let branch = rows::branch(&row)?;
+            add(
+                TopicKey::repo_branches(&branch.repo_id),
+                branch.name.clone(),
+                json(&branch),
+            );
+        }
+        for row in sqlx::query(concat!("SELECT ", task_columns!(), " FROM tasks"))
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let task = rows::task(&row)?;
+            add(
+                TopicKey::repo_tasks(&task.repo_id),
+                task.id.clone(),
+                json(&task),
+            );
+        }
+        let retained = sqlx::query(
+            "SELECT position, topic, ops, committed_at FROM ( \
+                 SELECT * FROM change_log ORDER BY position DESC LIMIT ?1) ORDER BY position",
+        )
+        .bind(i64::from(retain_rows))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(stored_change)
+        .collect::<StorageResult<Vec<_>>>()?;
+        tx.commit().await?;
+        let mut all_topics: Vec<String> = topics.keys().cloned().collect();
+        all_topics.extend(last_positions.keys().cloned());
+        all_topics.sort();
+        all_topics.dedup();
+        let topics = all_topics
+            .into_iter()
+            .map(|topic| {
+                let last = last_positions.get(&topic).copied().unwrap_or(0);
+                let rows = topics.remove(&topic).unwrap_or_default();
+                (topic, last, rows)
+            })
+            .collect();
+        Ok(ProjectionSeed {
+            position: position.unwrap_or(0),
+            topics,
+            retained,
+        })
+    }
+}
+
+fn json(row: &impl serde::Serialize) -> Value {
+    serde_json::to_value(row).unwrap_or(Value::Null)
+}
+
+fn fenced(job_id: &str, attempt: u32) -> StorageError {
+    StorageError::Fenced {
+        job_id: job_id.to_owned(),
+        attempt,
+    }
+}
+
+fn stored_change(row: &SqliteRow) -> StorageResult<StoredChange> {
+    let ops: String = row.try_get("ops")?;
+    let ops: Vec<Op> = serde_json::from_str(&ops)
+        .map_err(|e| StorageError::Corrupt(format!("change log ops: {e}")))?;
+    Ok(StoredChange {
+        position: row.try_get("position")?,
+        topic: row.try_get("topic")?,
+        committed_at: ts(row.try_get("committed_at")?),
+        ops,
+    })
+}
+
+async fn insert_job(tx: &mut Tx, new: &NewJob, now: i64) -> StorageResult<Job> {
+    let row = sqlx::query(concat!(
+        "INSERT INTO jobs (id, repo_id, kind, branch, parent, target_key, status, max_attempts, \
+         run_at, idempotency_key, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?8, ?8) RETURNING ",
+        job_columns!(),
+        ""
+    ))
+    .bind(new_id())
+    .bind(&new.repo_id)
+    .bind(new.kind.as_str())
+    .bind(&new.branch)
+    .bind(&new.parent)
+    .bind(new.target_key())
+    .bind(i64::from(new.max_attempts))
+    .bind(now)
+    .bind(&new.idempotency_key)
+    .fetch_one(&mut **tx)
+    .await?;
+    rows::job(&row)
+}
+
+/// Running -> queued inside a transaction. When another job for the same target was queued
+/// meanwhile, that job will do this one's work, so this one ends `error` as superseded instead.
+async fn requeue_in(
+    tx: &mut Tx,
+    job_id: &str,
+    attempt: Option<u32>,
+    delay: Duration,
+    message: &str,
+    refund: bool,
+    changes: &mut ChangeSet,
+) -> StorageResult<Option<Job>> {
+    let now = now_ms();
+    let superseding: Option<String> = sqlx::query_scalar(
+        "SELECT q.id FROM jobs q JOIN jobs r ON q.repo_id = r.repo_id \
+         AND q.target_key = r.target_key WHERE r.id = ?1 AND q.status = 'queued'",
+    )
+    .bind(job_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(other) = superseding {
+        let message = format!("{message}; superseded by queued job {other}");
+        return fail_running_in(tx, job_id, &message, now, changes).await;
+    }
+    let row = sqlx::query(concat!(
+        "UPDATE jobs SET status = 'queued', run_at = ?3, message = ?4, updated_at = ?5, \
+         lease_owner = NULL, lease_expires_at = NULL, cancel_requested = 0, \
+         max_attempts = max_attempts + ?6 \
+         WHERE id = ?1 AND status = 'running' AND (?2 IS NULL OR attempt = ?2) \
+         RETURNING ",
+        job_columns!(),
+        ""
+    ))
+    .bind(job_id)
+    .bind(attempt.map(i64::from))
+    .bind(now.saturating_add(ms(delay)))
+    .bind(message)
+    .bind(now)
+    .bind(i64::from(refund))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let job = rows::job(&row)?;
+    changes.job(&job);
+    release_branches(tx, &job, now, changes).await?;
+    update_repo_sync(tx, &job.repo_id, "restore", None, now, changes).await?;
+    Ok(Some(job))
+}
+
+async fn fail_running_in(
+    tx: &mut Tx,
+    job_id: &str,
+    message: &str,
+    now: i64,
+    changes: &mut ChangeSet,
+) -> StorageResult<Option<Job>> {
+    let row = sqlx::query(concat!(
+        "UPDATE jobs SET status = 'error', message = ?2, completed_at = ?3, updated_at = ?3, \
+         lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1 AND status = 'running' \
+         RETURNING ",
+        job_columns!(),
+        ""
+    ))
+    .bind(job_id)
+    .bind(message)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let job = rows::job(&row)?;
+    changes.job(&job);
+    release_branches(tx, &job, now, changes).await?;
+    update_repo_sync(tx, &job.repo_id, "restore", None, now, changes).await?;
+    Ok(Some(job))
+}
+
+/// Clears `active_job_id` on the branches a finished job was working on.
+async fn release_branches(
+    tx: &mut Tx,
+    job: &Job,
+    now: i64,
+    changes: &mut ChangeSet,
+) -> StorageResult<()> {
+    let rows = sqlx::query(concat!(
+        "UPDATE branches SET active_job_id = NULL, updated_at = ?3 \
+         WHERE repo_id = ?1 AND active_job_id = ?2 RETURNING ",
+        branch_columns!(),
+        ""
+    ))
+    .bind(&job.repo_id)
+    .bind(&job.id)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &rows {
+        changes.branch(&rows::branch(row)?);
+    }
+    Ok(())
+}
+
+/// Sets the repo's branch sync status. `restore` means "no longer syncing": back to `synced` if
+/// it ever synced, else `pending`, keeping the last error.
+async fn update_repo_sync(
+    tx: &mut Tx,
+    repo_id: &str,
+    status: &str,
+    error: Option<String>,
+    now: i64,
+    changes: &mut ChangeSet,
+) -> StorageResult<()> {
+    let sql = match status {
+        "synced" => concat!(
+            "UPDATE repos SET branch_sync_status = 'synced', branch_sync_at = ?2, \
+             branch_sync_error = NULL, updated_at = ?2 WHERE id = ?1 RETURNING ",
+            repo_columns!(),
+            ""
+        ),
+        "error" => concat!(
+            "UPDATE repos SET branch_sync_status = 'error', branch_sync_error = ?3, \
+             updated_at = ?2 WHERE id = ?1 RETURNING ",
+            repo_columns!(),
+            ""
+        ),
+        _ => concat!(
+            "UPDATE repos SET branch_sync_status = CASE \
+                 WHEN branch_sync_error IS NOT NULL THEN 'error' \
+                 WHEN branch_sync_at IS NULL THEN 'pending' ELSE 'synced' END, \
+             updated_at = ?2 WHERE id = ?1 RETURNING ",
+            repo_columns!(),
+            ""
+        ),
+    };
+    let row = sqlx::query(sql)
+        .bind(repo_id)
+        .bind(now)
+        .bind(error)
+        .fetch_one(&mut **tx)
+        .await?;
+    let org_id: String = row.try_get("org_id")?;
+    changes.repo(&org_id, &rows::repo(&row)?);
+    Ok(())
+}
+
+/// Replaces a repo's cached branch rows with what a job observed, keeping first-seen times and
+/// active jobs, and removing branches that are gone.
+async fn replace_branches(
+    tx: &mut Tx,
+    repo_id: &str,
+    states: Vec<BranchState>,
+    now: i64,
+    changes: &mut ChangeSet,
+) -> StorageResult<()> {
+    let existing: Vec<String> = sqlx::query_scalar("SELECT name FROM branches WHERE repo_id = ?1")
+        .bind(repo_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut gone: std::collections::HashSet<String> = existing.into_iter().collect();
+    for state in states {
+        gone.remove(&state.name);
+        let row = sqlx::query(concat!(
+            "INSERT INTO branches (repo_id, name, head_sha, parent, base_sha, tracked, ahead, \
+             behind, needs_restack, conflicts_with_trunk, files_changed, insertions, deletions, \
+             first_seen_at, last_seen_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?14) \
+             ON CONFLICT (repo_id, name) DO UPDATE SET head_sha = excluded.head_sha, \
+             parent = excluded.parent, base_sha = excluded.base_sha, tracked = excluded.tracked, \
+             ahead = excluded.ahead, behind = excluded.behind, \
+             needs_restack = excluded.needs_restack, \
+             conflicts_with_trunk = excluded.conflicts_with_trunk, \
+             files_changed = excluded.files_changed, insertions = excluded.insertions, \
+             deletions = excluded.deletions, last_seen_at = excluded.last_seen_at, \
+             updated_at = excluded.updated_at \
+             RETURNING ",
+            branch_columns!(),
+            ""
+        ))
+        .bind(repo_id)
+        .bind(&state.name)
+        .bind(&state.head_sha)
+        .bind(&state.parent)
+        .bind(&state.base_sha)
+        .bind(state.tracked)
+        .bind(i64::from(state.ahead))
+        .bind(i64::from(state.behind))
+        .bind(state.needs_restack)
+        .bind(state.conflicts_with_trunk)
+        .bind(i64::from(state.diff_stat.files_changed))
+        .bind(i64::from(state.diff_stat.insertions))
+        .bind(i64::from(state.diff_stat.deletions))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        changes.branch(&rows::branch(&row)?);
+    }
+    for name in gone {
+        sqlx::query("DELETE FROM branches WHERE repo_id = ?1 AND name = ?2")
+            .bind(repo_id)
+            .bind(&name)
+            .execute(&mut **tx)
+            .await?;
+        changes.branch_removed(repo_id, &name);
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! REST request and response bodies, and the one error shape every endpoint uses.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Branch, Job, Repo, Task};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateRepoRequest {
+    pub name: String,
+    pub remote_url: String,
+    #[serde(default)]
+    pub trunk: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateRepoResponse {
+    pub repo: Repo,
+    /// The repo's first sync (its clone), already queued.
+    pub job: Job,
+}
+
+/// `kind` stays a string here so that an unknown kind gets its own precise error, not a generic
+/// decoding failure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    pub kind: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateTaskRequest {
+    pub title: String,
+    pub branch: String,
+    /// Create the task even when another live task already claims the branch.
+    #[serde(default)]
+    pub allow_shared_branch: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepoResponse {
+    pub repo: Repo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReposResponse {
+    pub repos: Vec<Repo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobResponse {
+    pub job: Job,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobsResponse {
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BranchesResponse {
+    pub branches: Vec<Branch>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskResponse {
+    pub task: Task,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TasksResponse {
+    pub tasks: Vec<Task>,
+}
+
+/// `{"error": {"code", "message"}}`, the body of every 4xx and 5xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// A stable snake_case code that programs can match on.
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+}
