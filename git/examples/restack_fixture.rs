@@ -4,7 +4,8 @@
 //! Usage: `cargo run --release -p gantry-git --example restack_fixture -- FIXTURE_DIR [--rebase]`
 //! The server clone is made first (outside the timing) in `FIXTURE_DIR/gantry-clone.git`; the
 //! timed part is what a `restack_repo` job does: fetch, plan, replay, one ref transaction, one
-//! atomic push.
+//! atomic push. `GIT_COMMITTER_NAME`, `GIT_COMMITTER_EMAIL` and `GIT_COMMITTER_DATE` are
+//! honoured, to compare commits with the baseline's bit for bit.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,7 +19,10 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = PathBuf::from(args.first().ok_or("usage: restack_fixture FIXTURE_DIR [--rebase]")?);
+    let dir = PathBuf::from(
+        args.first()
+            .ok_or("usage: restack_fixture FIXTURE_DIR [--rebase]")?,
+    );
     let method = if args.iter().any(|a| a == "--rebase") {
         RestackMethod::Rebase
     } else {
@@ -29,11 +33,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .lines()
         .filter_map(|l| {
             let mut f = l.split('\t');
-            Some(TrackedBranch::new(f.next()?, f.next()?, f.next().map(str::to_string)))
+            Some(TrackedBranch::new(
+                f.next()?,
+                f.next()?,
+                f.next().map(str::to_string),
+            ))
         })
         .collect();
     let stack = Stack::new("main", branches)?;
-    let git = Git::discover(None).await?;
+    let mut git = Git::discover(None).await?;
+    // Pinning the committer (as the baseline script does) makes the commits bit-identical to
+    // the baseline's, so the two results can be compared ref by ref.
+    if let (Ok(name), Ok(email)) = (
+        std::env::var("GIT_COMMITTER_NAME"),
+        std::env::var("GIT_COMMITTER_EMAIL"),
+    ) {
+        git = git.with_committer(gantry_git::Identity { name, email });
+    }
+    if let Ok(date) = std::env::var("GIT_COMMITTER_DATE") {
+        git = git.with_env("GIT_COMMITTER_DATE", date);
+    }
     let cancel = CancellationToken::new();
     let remote = dir.join("remote.git");
     let clone = RepoClone::open_or_clone(
@@ -50,7 +69,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let started = Instant::now();
-    let out = restack(&clone, &stack, &Selection::All, &options, &NoProgress, &cancel).await?;
+    let out = restack(
+        &clone,
+        &stack,
+        &Selection::All,
+        &options,
+        &NoProgress,
+        &cancel,
+    )
+    .await?;
     let took = started.elapsed();
     println!(
         "gantry restack: moved={} conflicts={} took={:?}",
@@ -59,7 +86,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         took
     );
     for c in &out.conflicts {
-        println!("conflict: {} at {} in {:?}, blocks {:?}", c.branch, c.commit, c.files, c.blocked);
+        println!(
+            "conflict: {} at {} in {:?}, blocks {:?}",
+            c.branch, c.commit, c.files, c.blocked
+        );
     }
     Ok(())
 }

@@ -120,7 +120,9 @@ pub(crate) async fn ahead_behind(
                 .arg("--")
                 .run_text(cancel)
                 .await?;
-            let mut nums = out.split_whitespace().map(|n| n.parse::<u32>().unwrap_or(0));
+            let mut nums = out
+                .split_whitespace()
+                .map(|n| n.parse::<u32>().unwrap_or(0));
             let ahead = nums.next().unwrap_or(0);
             let behind = nums.next().unwrap_or(0);
             result.insert((branch.clone(), target.clone()), (ahead, behind));
@@ -241,8 +243,14 @@ fn parse_diff_stats(text: &str) -> Vec<DiffStat> {
             continue;
         };
         let mut fields = token.splitn(3, '\t');
-        let added = fields.next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
-        let removed = fields.next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+        let added = fields
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        let removed = fields
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
         stat.files_changed += 1;
         stat.insertions += added;
         stat.deletions += removed;
@@ -284,7 +292,11 @@ pub(crate) async fn resolve(
     if answers.len() != revisions.len() {
         return Err(GitError::unexpected(
             "cat-file --batch-check",
-            format!("{} answers for {} revisions", answers.len(), revisions.len()),
+            format!(
+                "{} answers for {} revisions",
+                answers.len(),
+                revisions.len()
+            ),
         ));
     }
     Ok(answers)
@@ -296,7 +308,7 @@ mod tests {
 
     #[test]
     fn parses_merge_tree_stdin_output() {
-        let text = "1\0aaa\0\00\0bbb\0conf\0other\0\01\0ccc\0\0";
+        let text = "1\x00aaa\x00\x000\x00bbb\x00conf\x00other\x00\x001\x00ccc\x00\x00";
         let previews = parse_merge_previews(text).unwrap();
         assert_eq!(previews.len(), 3);
         assert!(previews[0].clean);
@@ -313,9 +325,17 @@ mod tests {
         assert_eq!(
             stats,
             [
-                DiffStat { files_changed: 2, insertions: 3, deletions: 3 },
+                DiffStat {
+                    files_changed: 2,
+                    insertions: 3,
+                    deletions: 3
+                },
                 DiffStat::default(),
-                DiffStat { files_changed: 1, insertions: 0, deletions: 0 },
+                DiffStat {
+                    files_changed: 1,
+                    insertions: 0,
+                    deletions: 0
+                },
             ]
         );
     }

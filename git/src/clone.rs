@@ -188,7 +188,11 @@ impl RepoClone {
     ) -> Result<BTreeMap<String, String>, GitError> {
         let out = self
             .cmd()
-            .args(["for-each-ref", "--format=%(refname)%00%(objectname)", "refs/heads/"])
+            .args([
+                "for-each-ref",
+                "--format=%(refname)%00%(objectname)",
+                "refs/heads/",
+            ])
             .output(cancel)
             .await?;
         let mut heads = BTreeMap::new();

@@ -61,26 +61,95 @@ const SETTINGS_FIX: &str = "timeout=30\nretries=5\nmode=safe\n";
 
 /// Commits in creation order; mark = index + 1.
 const HISTORY: &[Commit] = &[
-    Commit { branch: "main", from: None, message: "initial commit", files: &[("README.md", "# demo\n"), (DEMO_CONFLICT_FILE, SETTINGS_V1), ("src/app.txt", "app v1\n")] },
-    Commit { branch: "main", from: Some(1), message: "add lib", files: &[("src/lib.txt", "lib v1\n")] },
+    Commit {
+        branch: "main",
+        from: None,
+        message: "initial commit",
+        files: &[
+            ("README.md", "# demo\n"),
+            (DEMO_CONFLICT_FILE, SETTINGS_V1),
+            ("src/app.txt", "app v1\n"),
+        ],
+    },
+    Commit {
+        branch: "main",
+        from: Some(1),
+        message: "add lib",
+        files: &[("src/lib.txt", "lib v1\n")],
+    },
     // 3, 4: stack/1-api
-    Commit { branch: "stack/1-api", from: Some(2), message: "api: endpoints", files: &[("api/endpoints.txt", "GET /items\n")] },
-    Commit { branch: "stack/1-api", from: Some(3), message: "api: pagination", files: &[("api/endpoints.txt", "GET /items\nGET /items?page=N\n")] },
+    Commit {
+        branch: "stack/1-api",
+        from: Some(2),
+        message: "api: endpoints",
+        files: &[("api/endpoints.txt", "GET /items\n")],
+    },
+    Commit {
+        branch: "stack/1-api",
+        from: Some(3),
+        message: "api: pagination",
+        files: &[("api/endpoints.txt", "GET /items\nGET /items?page=N\n")],
+    },
     // 5, 6: stack/2-model
-    Commit { branch: "stack/2-model", from: Some(4), message: "model: item", files: &[("model/item.txt", "struct Item\n")] },
-    Commit { branch: "stack/2-model", from: Some(5), message: "model: page", files: &[("model/page.txt", "struct Page\n")] },
+    Commit {
+        branch: "stack/2-model",
+        from: Some(4),
+        message: "model: item",
+        files: &[("model/item.txt", "struct Item\n")],
+    },
+    Commit {
+        branch: "stack/2-model",
+        from: Some(5),
+        message: "model: page",
+        files: &[("model/page.txt", "struct Page\n")],
+    },
     // 7: stack/3-ui
-    Commit { branch: "stack/3-ui", from: Some(6), message: "ui: list view", files: &[("ui/list.txt", "list view\n")] },
+    Commit {
+        branch: "stack/3-ui",
+        from: Some(6),
+        message: "ui: list view",
+        files: &[("ui/list.txt", "list view\n")],
+    },
     // 8: stack/4-docs
-    Commit { branch: "stack/4-docs", from: Some(7), message: "docs: usage", files: &[("docs/usage.md", "# usage\n")] },
+    Commit {
+        branch: "stack/4-docs",
+        from: Some(7),
+        message: "docs: usage",
+        files: &[("docs/usage.md", "# usage\n")],
+    },
     // 9: side/model-experiment
-    Commit { branch: "side/model-experiment", from: Some(6), message: "experiment: cached pages", files: &[("experiments/cache.txt", "cache pages\n")] },
+    Commit {
+        branch: "side/model-experiment",
+        from: Some(6),
+        message: "experiment: cached pages",
+        files: &[("experiments/cache.txt", "cache pages\n")],
+    },
     // 10: fix/retries
-    Commit { branch: "fix/retries", from: Some(2), message: "retry five times", files: &[(DEMO_CONFLICT_FILE, SETTINGS_FIX)] },
+    Commit {
+        branch: "fix/retries",
+        from: Some(2),
+        message: "retry five times",
+        files: &[(DEMO_CONFLICT_FILE, SETTINGS_FIX)],
+    },
     // 11-13: trunk moves ahead
-    Commit { branch: "main", from: Some(2), message: "retry four times", files: &[(DEMO_CONFLICT_FILE, SETTINGS_TRUNK)] },
-    Commit { branch: "main", from: Some(11), message: "readme: describe the demo", files: &[("README.md", "# demo\n\nA stack of branches.\n")] },
-    Commit { branch: "main", from: Some(12), message: "changelog", files: &[("CHANGELOG.md", "- retries=4\n")] },
+    Commit {
+        branch: "main",
+        from: Some(2),
+        message: "retry four times",
+        files: &[(DEMO_CONFLICT_FILE, SETTINGS_TRUNK)],
+    },
+    Commit {
+        branch: "main",
+        from: Some(11),
+        message: "readme: describe the demo",
+        files: &[("README.md", "# demo\n\nA stack of branches.\n")],
+    },
+    Commit {
+        branch: "main",
+        from: Some(12),
+        message: "changelog",
+        files: &[("CHANGELOG.md", "- retries=4\n")],
+    },
 ];
 
 /// (branch, parent, mark of the parent tip it was created on)
@@ -101,14 +170,21 @@ fn fast_import_stream() -> String {
         let mark = i + 1;
         let when = EPOCH + 60 * mark as u64;
         s.push_str(&format!("commit refs/heads/{}\nmark :{mark}\n", c.branch));
-        s.push_str(&format!("author Demo Author <author@demo.invalid> {when} +0000\n"));
-        s.push_str(&format!("committer Demo Committer <committer@demo.invalid> {when} +0000\n"));
+        s.push_str(&format!(
+            "author Demo Author <author@demo.invalid> {when} +0000\n"
+        ));
+        s.push_str(&format!(
+            "committer Demo Committer <committer@demo.invalid> {when} +0000\n"
+        ));
         s.push_str(&format!("data {}\n{}\n", c.message.len(), c.message));
         if let Some(from) = c.from {
             s.push_str(&format!("from :{from}\n"));
         }
         for (path, content) in c.files {
-            s.push_str(&format!("M 100644 inline {path}\ndata {}\n{content}\n", content.len()));
+            s.push_str(&format!(
+                "M 100644 inline {path}\ndata {}\n{content}\n",
+                content.len()
+            ));
         }
         s.push('\n');
     }
@@ -151,9 +227,7 @@ pub async fn create_demo_remote(git: &Git, dir: &Path) -> Result<DemoRemote, Git
     };
     let branches = TRACKED
         .iter()
-        .map(|(name, parent, mark)| {
-            Ok(TrackedBranch::new(*name, *parent, Some(sha_of(*mark)?)))
-        })
+        .map(|(name, parent, mark)| Ok(TrackedBranch::new(*name, *parent, Some(sha_of(*mark)?))))
         .collect::<Result<Vec<_>, GitError>>()?;
     Ok(DemoRemote {
         remote_path,

@@ -142,6 +142,15 @@ const TRANSIENT_MARKERS: &[&str] = &[
     "unable to create lock",
 ];
 
+/// OS errors that describe a moment (busy, full, out of processes) rather than a setup fault.
+fn io_transient(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        kind,
+        K::TimedOut | K::Interrupted | K::WouldBlock | K::ResourceBusy | K::StorageFull | K::OutOfMemory
+    )
+}
+
 impl GitError {
     /// Whether retrying the same operation later may succeed: network/fetch/push connection
     /// failures and `index.lock`/ref-lock contention. Conflicts, missing branches, rejected
@@ -152,16 +161,9 @@ impl GitError {
                 let lower = stderr.to_ascii_lowercase();
                 TRANSIENT_MARKERS.iter().any(|m| lower.contains(m))
             }
-            GitError::Io { source, .. } => !matches!(
-                source.kind(),
-                std::io::ErrorKind::NotFound
-                    | std::io::ErrorKind::PermissionDenied
-                    | std::io::ErrorKind::AlreadyExists
-            ),
-            GitError::Spawn { source, .. } => !matches!(
-                source.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-            ),
+            GitError::Io { source, .. } | GitError::Spawn { source, .. } => {
+                io_transient(source.kind())
+            }
             GitError::VersionTooOld { .. }
             | GitError::Cancelled
             | GitError::PushRejected { .. }
@@ -204,7 +206,9 @@ mod tests {
 
     #[test]
     fn network_and_lock_failures_are_transient() {
-        assert!(cmd("fatal: unable to access 'https://x/': Could not resolve host: x").is_transient());
+        assert!(
+            cmd("fatal: unable to access 'https://x/': Could not resolve host: x").is_transient()
+        );
         assert!(cmd("fatal: Could not read from remote repository.").is_transient());
         assert!(
             cmd("fatal: Unable to create '/r/index.lock': File exists.\n\nAnother git process seems to be running").is_transient()
@@ -219,9 +223,15 @@ mod tests {
     fn conflicts_rejections_and_bad_input_are_not() {
         assert!(!cmd("CONFLICT (content): Merge conflict in a.txt").is_transient());
         assert!(
-            !cmd("error: cannot lock ref 'refs/heads/a': is at 1234 but expected 5678").is_transient()
+            !cmd("error: cannot lock ref 'refs/heads/a': is at 1234 but expected 5678")
+                .is_transient()
         );
-        assert!(!GitError::PushRejected { branches: vec!["a".into()] }.is_transient());
+        assert!(
+            !GitError::PushRejected {
+                branches: vec!["a".into()]
+            }
+            .is_transient()
+        );
         assert!(!GitError::BranchNotFound { branch: "a".into() }.is_transient());
         assert!(!GitError::Cancelled.is_transient());
     }

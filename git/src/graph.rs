@@ -100,6 +100,26 @@ impl CommitGraph {
             None
         }
     }
+
+    /// The commits just outside the slice that `descendant` reaches (where its history meets
+    /// the excluded side). `None` when `descendant` is not in the slice.
+    pub(crate) fn boundary(&self, descendant: &str) -> Option<Vec<String>> {
+        self.parents.get(descendant)?;
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut queue: VecDeque<&str> = VecDeque::from([descendant]);
+        let mut out: Vec<String> = Vec::new();
+        while let Some(commit) = queue.pop_front() {
+            if !seen.insert(commit) {
+                continue;
+            }
+            match self.parents.get(commit) {
+                Some(ps) => queue.extend(ps.iter().map(String::as_str)),
+                None => out.push(commit.to_string()),
+            }
+        }
+        out.sort();
+        Some(out)
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +138,8 @@ mod tests {
         // t0 is beyond t1: only git knows.
         assert_eq!(g.is_ancestor("t0", "b1"), None);
         assert_eq!(g.is_ancestor("a1", "t2"), None);
+        assert_eq!(g.boundary("b1"), Some(vec!["t1".to_string()]));
+        assert_eq!(g.boundary("t1"), None);
         let mut cut = CommitGraph::parse("b1 a2\na2 a1\na1 t1\n");
         cut.excluded = vec!["t9".to_string()];
         assert_eq!(cut.is_ancestor("t9", "b1"), Some(false));

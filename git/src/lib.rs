@@ -8,8 +8,8 @@
 //!
 //! Layout: [`runner`] starts git safely; [`clone`] owns the bare clone and its ref layout;
 //! [`worktree`] the per-job worktrees and crash recovery; [`stack`] the pure stack model;
-//! [`restack`], [`sync`], [`register`] and [`states`] the operations; [`publish`] the atomic
-//! ref move and push; [`demo`] a demo remote.
+//! [`mod@restack`], [`mod@sync`], [`mod@register`] and [`states`] the operations; [`publish`]
+//! the atomic ref move and push; [`demo`] a demo remote.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

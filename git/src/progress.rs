@@ -44,18 +44,46 @@ impl<'a> Steps<'a> {
 
     /// Announces the next step.
     pub(crate) fn next(&mut self, text: &str) {
-        self.advance(1, text);
-    }
-
-    /// Announces a step that covers `count` units of work at once (a batched replay).
-    pub(crate) fn advance(&mut self, count: u32, text: &str) {
-        self.done += count.max(1);
+        self.done += 1;
         self.total = self.total.max(self.done);
         self.sink.step(self.done, self.total, text);
+    }
+
+    /// Counts `count` units of work as done without announcing them (the branches a batched
+    /// replay covered along with the one it announced, or branches left blocked).
+    pub(crate) fn skip(&mut self, count: u32) {
+        self.done += count;
+        self.total = self.total.max(self.done);
     }
 
     /// Grows or shrinks the total once the plan is known (never below the steps done).
     pub(crate) fn set_total(&mut self, total: u32) {
         self.total = total.max(self.done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[test]
+    fn counts_steps_and_never_exceeds_the_total() {
+        let seen = Mutex::new(Vec::new());
+        let sink = |step: u32, total: u32, text: &str| {
+            seen.lock().unwrap().push((step, total, text.to_string()));
+        };
+        let mut steps = Steps::new(&sink, 2);
+        steps.next("fetching");
+        steps.set_total(5);
+        steps.next("a");
+        steps.skip(2);
+        steps.next("publishing");
+        steps.next("one more than planned");
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen[0], (1, 2, "fetching".to_string()));
+        assert_eq!(seen[2], (5, 5, "publishing".to_string()));
+        assert_eq!(seen[3], (6, 6, "one more than planned".to_string()));
     }
 }

@@ -83,7 +83,10 @@ async fn push(
         .cmd()
         .args(["push", "--atomic", "--porcelain", "--no-verify", REMOTE]);
     for m in moves {
-        cmd = cmd.arg(format!("--force-with-lease=refs/heads/{}:{}", m.branch, m.from));
+        cmd = cmd.arg(format!(
+            "--force-with-lease=refs/heads/{}:{}",
+            m.branch, m.from
+        ));
     }
     for m in moves {
         cmd = cmd.arg(format!("{}:refs/heads/{}", m.to, m.branch));
@@ -94,11 +97,15 @@ async fn push(
         return Ok(());
     }
     let text = out.text();
-    Err(classify_rejection(&text).unwrap_or_else(|| GitError::Command {
-        args: vec!["push".into(), "--atomic".into(), REMOTE.into()],
-        code: Some(out.code),
-        stderr: format!("{}\n{}", text.trim(), out.stderr.trim()).trim().to_string(),
-    }))
+    Err(
+        classify_rejection(&text).unwrap_or_else(|| GitError::Command {
+            args: vec!["push".into(), "--atomic".into(), REMOTE.into()],
+            code: Some(out.code),
+            stderr: format!("{}\n{}", text.trim(), out.stderr.trim())
+                .trim()
+                .to_string(),
+        }),
+    )
 }
 
 /// Reads `git push --porcelain` lines (`!\t<src>:<dst>\t[rejected] (stale info)`) and decides
@@ -126,9 +133,17 @@ pub(crate) fn classify_rejection(porcelain: &str) -> Option<GitError> {
         if lower.contains("atomic") {
             continue;
         }
-        if ["stale info", "fetch first", "non-fast-forward", "already exists", "failed to update ref", "failed to lock", "incorrect old value"]
-            .iter()
-            .any(|m| lower.contains(m))
+        if [
+            "stale info",
+            "fetch first",
+            "non-fast-forward",
+            "already exists",
+            "failed to update ref",
+            "failed to lock",
+            "incorrect old value",
+        ]
+        .iter()
+        .any(|m| lower.contains(m))
         {
             moved_remotely.push(branch.to_string());
         } else {

@@ -129,7 +129,10 @@ async fn guess_parent(
             continue;
         }
         if let Some(tip) = heads.get(&b.name) {
-            by_tip.entry(tip.as_str()).or_default().push(b.name.as_str());
+            by_tip
+                .entry(tip.as_str())
+                .or_default()
+                .push(b.name.as_str());
         }
     }
     if by_tip.is_empty() {

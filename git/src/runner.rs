@@ -345,7 +345,7 @@ impl GitCommand {
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        if std::env::var_os("GANTRY_TRACE").is_some() { eprintln!("GIT {:?}", shown_args); }
+        let t0 = std::time::Instant::now();
         let mut cmd = Command::new(&self.git.inner.program);
         for key in SCRUBBED_ENV {
             cmd.env_remove(key);
@@ -453,6 +453,12 @@ impl GitCommand {
         let stderr_raw = err.map_err(|e| GitError::io("reading git output", e))?;
         let status = status.map_err(|e| GitError::io("waiting for git", e))?;
         let stderr = String::from_utf8_lossy(&stderr_raw).into_owned();
+        tracing::trace!(
+            args = ?shown_args,
+            code = ?status.code(),
+            elapsed_ms = t0.elapsed().as_millis() as u64,
+            "git"
+        );
         match status.code() {
             Some(code) if self.ok_codes.contains(&code) => Ok(GitOutput {
                 code,
@@ -496,10 +502,38 @@ mod tests {
     #[test]
     fn parses_versions() {
         let v = |s| GitVersion::parse(s).unwrap();
-        assert_eq!(v("git version 2.47.3\n"), GitVersion { major: 2, minor: 47, patch: 3 });
-        assert_eq!(v("git version 2.39.2.windows.1"), GitVersion { major: 2, minor: 39, patch: 2 });
-        assert_eq!(v("git version 2.45.0.rc1"), GitVersion { major: 2, minor: 45, patch: 0 });
-        assert_eq!(v("git version 2.40"), GitVersion { major: 2, minor: 40, patch: 0 });
+        assert_eq!(
+            v("git version 2.47.3\n"),
+            GitVersion {
+                major: 2,
+                minor: 47,
+                patch: 3
+            }
+        );
+        assert_eq!(
+            v("git version 2.39.2.windows.1"),
+            GitVersion {
+                major: 2,
+                minor: 39,
+                patch: 2
+            }
+        );
+        assert_eq!(
+            v("git version 2.45.0.rc1"),
+            GitVersion {
+                major: 2,
+                minor: 45,
+                patch: 0
+            }
+        );
+        assert_eq!(
+            v("git version 2.40"),
+            GitVersion {
+                major: 2,
+                minor: 40,
+                patch: 0
+            }
+        );
         assert!(GitVersion::parse("hg 6.1").is_none());
         assert!(v("git version 2.39.9") < MIN_VERSION);
         assert!(v("git version 2.40.0") >= MIN_VERSION);

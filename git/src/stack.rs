@@ -100,7 +100,10 @@ pub struct Stack {
 impl Stack {
     /// Validates `branches` against `trunk`: valid names, no duplicates, every parent tracked
     /// or the trunk, no cycles.
-    pub fn new(trunk: impl Into<String>, branches: Vec<TrackedBranch>) -> Result<Stack, StackError> {
+    pub fn new(
+        trunk: impl Into<String>,
+        branches: Vec<TrackedBranch>,
+    ) -> Result<Stack, StackError> {
         let trunk = trunk.into();
         validate_branch_name(&trunk)?;
         let mut names = HashSet::new();
@@ -372,7 +375,13 @@ mod tests {
         // main <- a <- b <- c ; b <- side ; main <- z
         Stack::new(
             "main",
-            vec![tb("c", "b"), tb("side", "b"), tb("z", "main"), tb("b", "a"), tb("a", "main")],
+            vec![
+                tb("c", "b"),
+                tb("side", "b"),
+                tb("z", "main"),
+                tb("b", "a"),
+                tb("a", "main"),
+            ],
         )
         .unwrap()
     }
@@ -405,8 +414,11 @@ mod tests {
 
     #[test]
     fn reports_cycles() {
-        let err = Stack::new("main", vec![tb("a", "b"), tb("b", "c"), tb("c", "a"), tb("d", "main")])
-            .unwrap_err();
+        let err = Stack::new(
+            "main",
+            vec![tb("a", "b"), tb("b", "c"), tb("c", "a"), tb("d", "main")],
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             StackError::Cycle {
@@ -414,17 +426,30 @@ mod tests {
             }
         );
         let err = Stack::new("main", vec![tb("x", "x")]).unwrap_err();
-        assert_eq!(err, StackError::Cycle { branches: vec!["x".into()] });
+        assert_eq!(
+            err,
+            StackError::Cycle {
+                branches: vec!["x".into()]
+            }
+        );
         // A branch hanging off a loop reports the loop, not itself.
         let err = Stack::new("main", vec![tb("a", "b"), tb("b", "a"), tb("0", "a")]).unwrap_err();
-        assert_eq!(err, StackError::Cycle { branches: vec!["a".into(), "b".into()] });
+        assert_eq!(
+            err,
+            StackError::Cycle {
+                branches: vec!["a".into(), "b".into()]
+            }
+        );
     }
 
     #[test]
     fn reports_missing_parents_duplicates_and_bad_names() {
         assert_eq!(
             Stack::new("main", vec![tb("a", "ghost")]).unwrap_err(),
-            StackError::MissingParent { branch: "a".into(), parent: "ghost".into() }
+            StackError::MissingParent {
+                branch: "a".into(),
+                parent: "ghost".into()
+            }
         );
         assert_eq!(
             Stack::new("main", vec![tb("a", "main"), tb("a", "main")]).unwrap_err(),
@@ -432,7 +457,9 @@ mod tests {
         );
         assert_eq!(
             Stack::new("main", vec![tb("main", "main")]).unwrap_err(),
-            StackError::TrunkTracked { trunk: "main".into() }
+            StackError::TrunkTracked {
+                trunk: "main".into()
+            }
         );
         assert!(matches!(
             Stack::new("main", vec![tb("a..b", "main")]).unwrap_err(),
@@ -449,15 +476,23 @@ mod tests {
         );
         assert_eq!(
             s.reparent("b", "side").unwrap_err(),
-            StackError::ParentInSubtree { branch: "b".into(), parent: "side".into() }
+            StackError::ParentInSubtree {
+                branch: "b".into(),
+                parent: "side".into()
+            }
         );
         assert_eq!(
             s.reparent("b", "ghost").unwrap_err(),
-            StackError::MissingParent { branch: "b".into(), parent: "ghost".into() }
+            StackError::MissingParent {
+                branch: "b".into(),
+                parent: "ghost".into()
+            }
         );
         assert_eq!(
             s.reparent("ghost", "a").unwrap_err(),
-            StackError::NotTracked { branch: "ghost".into() }
+            StackError::NotTracked {
+                branch: "ghost".into()
+            }
         );
         let moved = s.reparent("b", "z").unwrap();
         assert_eq!(moved.get("b").unwrap().parent, "z");

@@ -40,7 +40,9 @@ pub struct BranchState {
     pub diff_stat: DiffStat,
 }
 
-/// Fetches, then computes [`BranchState`] for every branch of the clone but the trunk.
+/// Fetches, then computes [`BranchState`] for every branch of the clone but the trunk. Like
+/// every operation that fetches, run it serialised with the repository's other jobs; use
+/// [`local_branch_states`] for a read-only refresh.
 pub async fn branch_states(
     clone: &RepoClone,
     stack: &Stack,
@@ -54,7 +56,8 @@ pub async fn branch_states(
 }
 
 /// Computes [`BranchState`] for every branch as the clone has it now, without fetching (for
-/// right after another operation, which fetched and published). Sorted by name.
+/// right after another operation, which fetched and published). Read-only: safe to run beside
+/// a job. Sorted by name.
 pub async fn local_branch_states(
     clone: &RepoClone,
     stack: &Stack,
@@ -79,7 +82,12 @@ pub async fn local_branch_states(
                 .map(|b| b.parent.as_str())
                 .filter(|p| heads.contains_key(*p))
                 .unwrap_or(trunk);
-            (name.as_str(), heads.get(against).map_or(trunk_sha.as_str(), String::as_str))
+            (
+                name.as_str(),
+                heads
+                    .get(against)
+                    .map_or(trunk_sha.as_str(), String::as_str),
+            )
         })
         .collect();
 
@@ -92,7 +100,10 @@ pub async fn local_branch_states(
                 .map(|base| (name.as_str(), base))
         })
         .collect();
-    let base_checks: Vec<String> = recorded.iter().map(|(_, b)| format!("{b}^{{commit}}")).collect();
+    let base_checks: Vec<String> = recorded
+        .iter()
+        .map(|(_, b)| format!("{b}^{{commit}}"))
+        .collect();
     let existing: HashSet<(&str, &str)> = recorded
         .iter()
         .zip(resolve(clone, &base_checks, cancel).await?)
@@ -173,7 +184,10 @@ pub async fn local_branch_states(
             diff_rows.push(i);
         }
     }
-    for (i, stat) in diff_rows.into_iter().zip(diff_stats(clone, &diff_pairs, cancel).await?) {
+    for (i, stat) in diff_rows
+        .into_iter()
+        .zip(diff_stats(clone, &diff_pairs, cancel).await?)
+    {
         rows[i].diff_stat = stat;
     }
     Ok(rows)

@@ -57,7 +57,11 @@ pub async fn sync(
 ) -> Result<SyncOutcome, GitError> {
     let mut steps = Steps::new(progress, 3);
     let live = fetch_live(clone, Some(stack), &mut steps, cancel).await?;
-    steps.next(&format!("checking {} tracked branches against {}", stack.len(), clone.trunk()));
+    steps.next(&format!(
+        "checking {} tracked branches against {}",
+        stack.len(),
+        clone.trunk()
+    ));
 
     let mut deleted = Vec::new();
     let mut present: Vec<&TrackedBranch> = Vec::new();

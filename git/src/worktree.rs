@@ -45,7 +45,9 @@ impl Worktree {
         };
         let added = clone
             .cmd()
-            .args(["worktree", "add", "--quiet", "--detach", "--lock", "--reason"])
+            .args([
+                "worktree", "add", "--quiet", "--detach", "--lock", "--reason",
+            ])
             .arg("gantry job worktree")
             .arg(&guard.dir)
             .arg(commit)
@@ -195,8 +197,7 @@ pub async fn cleanup_stale_worktrees(
     if let Ok(mut entries) = tokio::fs::read_dir(&root).await {
         while let Ok(Some(entry)) = entries.next_entry().await {
             let path = entry.path();
-            if tokio::fs::remove_dir_all(&path).await.is_ok() && !report.worktrees.contains(&path)
-            {
+            if tokio::fs::remove_dir_all(&path).await.is_ok() && !report.worktrees.contains(&path) {
                 report.worktrees.push(path);
             }
         }
@@ -282,7 +283,10 @@ mod tests {
     #[test]
     fn sanitizes_names() {
         assert_eq!(sanitize("restack stack/1-api"), "restack-stack-1-api");
-        assert_eq!(sanitize("../../etc"), "-..-etc".trim_start_matches(['.', '-']));
+        assert_eq!(
+            sanitize("../../etc"),
+            "-..-etc".trim_start_matches(['.', '-'])
+        );
         assert_eq!(sanitize(""), "job");
         assert_eq!(sanitize("über"), "-ber".trim_start_matches('-'));
     }

@@ -81,10 +81,12 @@ pub fn remote_url(url: &str, allow_file: bool) -> Result<(), ApiError> {
         return invalid("git transport helpers such as ext:: and fd:: are not allowed");
     }
     // scp-like syntax: user@host:path
-    if let Some((host, path)) = url.split_once(':') {
-        if host.contains('@') && !host.contains('/') && !path.is_empty() {
-            return Ok(());
-        }
+    if let Some((host, path)) = url.split_once(':')
+        && host.contains('@')
+        && !host.contains('/')
+        && !path.is_empty()
+    {
+        return Ok(());
     }
     invalid("remote_url must be an https://, http://, ssh:// or user@host:path URL")
 }
@@ -148,13 +150,13 @@ pub fn action(req: &ActionRequest, trunk: &str, links: &[BranchLink]) -> Result<
     if let Some(parent) = parent {
         branch_name("parent", parent)?;
     }
-    if let (Some(branch), Some(parent)) = (branch, parent) {
-        if branch == parent {
-            return Err(ApiError::invalid(
-                "parent_is_branch",
-                "a branch cannot be its own parent",
-            ));
-        }
+    if let (Some(branch), Some(parent)) = (branch, parent)
+        && branch == parent
+    {
+        return Err(ApiError::invalid(
+            "parent_is_branch",
+            "a branch cannot be its own parent",
+        ));
     }
     if let Some(branch) = branch {
         if branch == trunk && kind != JobKind::RegisterExistingBranch {
@@ -189,22 +191,22 @@ fn check_against_cache(
     links: &[BranchLink],
 ) -> Result<(), ApiError> {
     let by_name: HashMap<&str, &BranchLink> = links.iter().map(|l| (l.name.as_str(), l)).collect();
-    if let Some(branch) = branch {
-        if kind != JobKind::RegisterExistingBranch {
-            let Some(link) = by_name.get(branch) else {
-                return Err(ApiError::invalid(
-                    "unknown_branch",
-                    format!(
-                        "branch {branch:?} is not in the repo's branch list (register it or sync first)"
-                    ),
-                ));
-            };
-            if !link.tracked {
-                return Err(ApiError::invalid(
-                    "branch_not_tracked",
-                    format!("branch {branch:?} is not part of a stack; register it first"),
-                ));
-            }
+    if let Some(branch) = branch
+        && kind != JobKind::RegisterExistingBranch
+    {
+        let Some(link) = by_name.get(branch) else {
+            return Err(ApiError::invalid(
+                "unknown_branch",
+                format!(
+                    "branch {branch:?} is not in the repo's branch list (register it or sync first)"
+                ),
+            ));
+        };
+        if !link.tracked {
+            return Err(ApiError::invalid(
+                "branch_not_tracked",
+                format!("branch {branch:?} is not part of a stack; register it first"),
+            ));
         }
     }
     if let Some(parent) = parent {
@@ -214,17 +216,16 @@ fn check_against_cache(
                 format!("parent {parent:?} is neither the trunk nor a known branch"),
             ));
         }
-        if kind == JobKind::ReparentBranch {
-            if let Some(branch) = branch {
-                if subtree(branch, links).contains(parent) {
-                    return Err(ApiError::invalid(
-                        "parent_in_subtree",
-                        format!(
-                            "{parent:?} is stacked on {branch:?}; reparenting onto it would make a cycle"
-                        ),
-                    ));
-                }
-            }
+        if kind == JobKind::ReparentBranch
+            && let Some(branch) = branch
+            && subtree(branch, links).contains(parent)
+        {
+            return Err(ApiError::invalid(
+                "parent_in_subtree",
+                format!(
+                    "{parent:?} is stacked on {branch:?}; reparenting onto it would make a cycle"
+                ),
+            ));
         }
     }
     Ok(())

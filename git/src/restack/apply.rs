@@ -60,6 +60,8 @@ pub(crate) struct Applier<'a> {
     pub cancel: &'a CancellationToken,
     pub worktree: Option<Worktree>,
     index: HashMap<String, usize>,
+    /// Branches of a subtree whose one-shot replay failed: restacked one by one.
+    single_only: HashSet<usize>,
     result: Applied,
 }
 
@@ -93,6 +95,7 @@ impl<'a> Applier<'a> {
             cancel,
             worktree: None,
             index,
+            single_only: HashSet::new(),
             result: Applied::default(),
         }
     }
@@ -107,27 +110,33 @@ impl<'a> Applier<'a> {
             let name = self.plan[i].name.clone();
             if self.parent_stopped(i) {
                 self.result.fates.insert(name, Fate::Blocked);
+                steps.skip(1);
                 continue;
             }
             let batch = self.batch_from(i);
             if batch.len() > 1 {
-                let first = &self.plan[batch[0]].name;
-                steps.advance(
-                    batch.len() as u32,
-                    &format!(
-                        "restacking {first} and {} branches above it ({}/{total})",
-                        batch.len() - 1,
-                        i + batch.len()
-                    ),
-                );
+                steps.next(&format!(
+                    "restacking {name} and {} branches above it ({}/{total})",
+                    batch.len() - 1,
+                    i + 1
+                ));
                 if let Some(tips) = self.replay(&batch).await? {
+                    steps.skip(batch.len() as u32 - 1);
                     for (&m, new) in batch.iter().zip(tips) {
-                        self.settle(m, Fate::Moved { new, via: Via::Replay });
+                        self.settle(
+                            m,
+                            Fate::Moved {
+                                new,
+                                via: Via::Replay,
+                            },
+                        );
                     }
                     continue;
                 }
-                // The subtree did not replay in one go: go branch by branch from its root;
-                // the branches above it are met again by this loop, with the root's new tip.
+                // The subtree did not replay in one go: go branch by branch through it (a
+                // conflict is somewhere inside; re-batching above each branch would replay the
+                // same commits again and again).
+                self.single_only.extend(batch.iter().copied());
             } else {
                 steps.next(&format!("restacking {name} ({}/{total})", i + 1));
             }
@@ -170,6 +179,7 @@ impl<'a> Applier<'a> {
         let onto = self.onto(i);
         if self.method == RestackMethod::Rebase
             || !self.clone.git().has_replay()
+            || self.single_only.contains(&i)
             || root.base == onto
             || root.base == root.old
         {
@@ -198,7 +208,10 @@ impl<'a> Applier<'a> {
     async fn replay(&self, members: &[usize]) -> Result<Option<Vec<String>>, GitError> {
         let root = &self.plan[members[0]];
         let onto = self.onto(members[0]);
-        let in_batch: HashSet<&str> = members.iter().map(|&m| self.plan[m].name.as_str()).collect();
+        let in_batch: HashSet<&str> = members
+            .iter()
+            .map(|&m| self.plan[m].name.as_str())
+            .collect();
         let mut leaves: Vec<&str> = members
             .iter()
             .map(|&m| &self.plan[m])
@@ -356,7 +369,13 @@ impl<'a> Applier<'a> {
         let _ = wt.cmd().args(["rebase", "--abort"]).run(self.cancel).await;
         if files.is_empty() {
             return Err(GitError::Command {
-                args: vec!["rebase".into(), "--onto".into(), onto.into(), p.base.clone(), p.old.clone()],
+                args: vec![
+                    "rebase".into(),
+                    "--onto".into(),
+                    onto.into(),
+                    p.base.clone(),
+                    p.old.clone(),
+                ],
                 code: Some(out.code),
                 stderr: out.stderr.trim().to_string(),
             });
@@ -371,7 +390,10 @@ impl<'a> Applier<'a> {
             .filter(|&i| {
                 matches!(
                     self.result.fates.get(&self.plan[i].name),
-                    Some(Fate::Moved { via: Via::Replay, .. })
+                    Some(Fate::Moved {
+                        via: Via::Replay,
+                        ..
+                    })
                 )
             })
             .collect();
@@ -404,8 +426,10 @@ impl<'a> Applier<'a> {
     }
 
     async fn find_emptied(&self, replayed: &[usize]) -> Result<HashSet<String>, GitError> {
-        let replayed_names: HashSet<&str> =
-            replayed.iter().map(|&i| self.plan[i].name.as_str()).collect();
+        let replayed_names: HashSet<&str> = replayed
+            .iter()
+            .map(|&i| self.plan[i].name.as_str())
+            .collect();
         let mut args: Vec<String> = Vec::new();
         for &i in replayed {
             if let Some(Fate::Moved { new, .. }) = self.result.fates.get(&self.plan[i].name) {
@@ -488,7 +512,8 @@ mod tests {
 
     #[test]
     fn parses_replay_updates() {
-        let text = "update refs/heads/a 111 000\nupdate refs/heads/x/y 222 333\nupdate refs/tags/t 4 5\n";
+        let text =
+            "update refs/heads/a 111 000\nupdate refs/heads/x/y 222 333\nupdate refs/tags/t 4 5\n";
         let u = parse_replay(text);
         assert_eq!(u.get("a"), Some(&("111".to_string(), "000".to_string())));
         assert_eq!(u.get("x/y"), Some(&("222".to_string(), "333".to_string())));

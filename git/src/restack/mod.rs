@@ -2,9 +2,9 @@
 //! every moved ref at once. Used by `restack_repo`, `restack_subtree`, `rebase_branch` and
 //! `reparent_branch` jobs.
 //!
-//! Steps: fetch; plan each branch's effective base from live refs and recorded metadata
-//! ([`plan`]); compute new tips without moving any ref ([`apply`]); publish the moved refs in
-//! one local transaction and one atomic push with leases ([`crate::publish`]). A conflict
+//! Steps: fetch; plan each branch's effective base from live refs and recorded metadata;
+//! compute new tips without moving any ref; publish the moved refs in one local transaction
+//! and one atomic push with leases ([`crate::publish`]). A conflict
 //! blocks only the conflicting branch's subtree. Nothing reaches the remote unless the whole
 //! push is accepted.
 
@@ -112,7 +112,15 @@ pub async fn restack_repo(
     progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> Result<RestackOutcome, GitError> {
-    restack(clone, stack, &Selection::All, &RestackOptions::default(), progress, cancel).await
+    restack(
+        clone,
+        stack,
+        &Selection::All,
+        &RestackOptions::default(),
+        progress,
+        cancel,
+    )
+    .await
 }
 
 /// Restacks `branch` and everything above it.
@@ -124,7 +132,15 @@ pub async fn restack_subtree(
     cancel: &CancellationToken,
 ) -> Result<RestackOutcome, GitError> {
     let selection = Selection::Subtree(branch.to_string());
-    restack(clone, stack, &selection, &RestackOptions::default(), progress, cancel).await
+    restack(
+        clone,
+        stack,
+        &selection,
+        &RestackOptions::default(),
+        progress,
+        cancel,
+    )
+    .await
 }
 
 /// Rebases `branch` alone onto its parent's tip.
@@ -136,7 +152,15 @@ pub async fn rebase_branch(
     cancel: &CancellationToken,
 ) -> Result<RestackOutcome, GitError> {
     let selection = Selection::Branch(branch.to_string());
-    restack(clone, stack, &selection, &RestackOptions::default(), progress, cancel).await
+    restack(
+        clone,
+        stack,
+        &selection,
+        &RestackOptions::default(),
+        progress,
+        cancel,
+    )
+    .await
 }
 
 /// Restacks `selection` and publishes the result. A conflict is not an error: it is reported
@@ -155,7 +179,11 @@ pub async fn restack(
         Selection::All => stack.branches().iter().map(|b| b.name.clone()).collect(),
         Selection::Subtree(branch) => {
             require_tracked(stack, branch)?;
-            stack.subtree(branch).iter().map(|b| b.name.clone()).collect()
+            stack
+                .subtree(branch)
+                .iter()
+                .map(|b| b.name.clone())
+                .collect()
         }
         Selection::Branch(branch) => {
             require_tracked(stack, branch)?;
@@ -200,14 +228,19 @@ pub async fn reparent(
 ) -> Result<RestackOutcome, GitError> {
     validate_branch_name(branch)?;
     validate_branch_name(new_parent)?;
-    let old_parent = stack
-        .get(branch)
-        .map(|b| b.parent.clone())
-        .ok_or_else(|| StackError::NotTracked {
-            branch: branch.to_string(),
-        })?;
+    let old_parent =
+        stack
+            .get(branch)
+            .map(|b| b.parent.clone())
+            .ok_or_else(|| StackError::NotTracked {
+                branch: branch.to_string(),
+            })?;
     let moved = stack.reparent(branch, new_parent)?;
-    let names: Vec<String> = moved.subtree(branch).iter().map(|b| b.name.clone()).collect();
+    let names: Vec<String> = moved
+        .subtree(branch)
+        .iter()
+        .map(|b| b.name.clone())
+        .collect();
     let mut steps = Steps::new(progress, 3 + names.len() as u32);
     let live = fetch_live(clone, Some(&moved), &mut steps, cancel).await?;
     require_on_remote(&moved, &live, branch)?;
@@ -274,7 +307,10 @@ async fn run(
     let plan = plan::plan(clone, stack, names, base_parent, live, cancel).await?;
     steps.set_total(3 + plan.branches.len() as u32);
 
-    let label = options.label.clone().unwrap_or_else(|| "restack".to_string());
+    let label = options
+        .label
+        .clone()
+        .unwrap_or_else(|| "restack".to_string());
     let mut applier = Applier::new(
         clone,
         stack,

@@ -53,7 +53,8 @@ pub(crate) async fn plan(
             continue;
         };
         let parent = tracked.parent.as_str();
-        let gone = live.tip(name).is_none() || live.tip(parent).is_none() || skipped.contains(parent);
+        let gone =
+            live.tip(name).is_none() || live.tip(parent).is_none() || skipped.contains(parent);
         if gone {
             skipped.insert(name.as_str());
             plan.skipped.push(name.clone());
@@ -80,7 +81,8 @@ pub(crate) async fn plan(
     }
     tips.sort();
     tips.dedup();
-    let graph = CommitGraph::load(clone, &tips, std::slice::from_ref(&live.trunk_sha), cancel).await?;
+    let graph =
+        CommitGraph::load(clone, &tips, std::slice::from_ref(&live.trunk_sha), cancel).await?;
 
     for (name, bp, old, recorded) in candidates {
         let parent = stack
@@ -103,12 +105,24 @@ pub(crate) async fn plan(
         if base.is_none() {
             base = repair_base(clone, &bp, bp_tip.as_deref(), &old, live, cancel).await?;
         }
-        let Some(base) = base else {
+        let Some(mut base) = base else {
             return Err(GitError::NoMergeBase {
                 branch: name,
                 parent: bp,
             });
         };
+        // A branch on the trunk whose base is older than where it meets the trunk (someone
+        // rebased it by hand onto a newer trunk commit): the commits in between are the
+        // trunk's, already in the new parent, and must not be replayed as the branch's own.
+        if parent == clone.trunk()
+            && base != live.trunk_sha
+            && let Some(meets) = graph.boundary(&old)
+            && let [meets] = meets.as_slice()
+            && *meets != base
+            && is_ancestor(clone, &graph, &base, meets, cancel).await?
+        {
+            base = meets.clone();
+        }
         if recorded.as_deref() != Some(base.as_str()) {
             tracing::debug!(branch = %name, ?recorded, %base, "effective base differs from recorded");
         }

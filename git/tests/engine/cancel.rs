@@ -11,10 +11,16 @@ use crate::support::*;
 
 /// A git wrapper that hangs (as `sleep`, so killing it kills the hang) on `rebase`.
 fn hanging_git(dir: &std::path::Path) -> std::path::PathBuf {
-    let real = String::from_utf8(std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
     let path = dir.join("slow-git");
     std::fs::write(
         &path,
@@ -35,9 +41,15 @@ async fn cancelling_kills_git_and_leaves_no_worktree() {
         .await
         .unwrap()
         .with_env("GIT_CONFIG_GLOBAL", "/dev/null");
-    let clone = gantry_git::RepoClone::open_or_clone(&slow, &w.clone_path, w.remote.to_str().unwrap(), TRUNK, &CancellationToken::new())
-        .await
-        .unwrap();
+    let clone = gantry_git::RepoClone::open_or_clone(
+        &slow,
+        &w.clone_path,
+        w.remote.to_str().unwrap(),
+        TRUNK,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
 
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
@@ -45,16 +57,34 @@ async fn cancelling_kills_git_and_leaves_no_worktree() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         trigger.cancel();
     });
-    let options = RestackOptions { method: RestackMethod::Rebase, ..Default::default() };
+    let options = RestackOptions {
+        method: RestackMethod::Rebase,
+        ..Default::default()
+    };
     let started = Instant::now();
-    let err = restack(&clone, &stack_of(tracked), &Selection::All, &options, &NoProgress, &cancel)
-        .await
-        .unwrap_err();
+    let err = restack(
+        &clone,
+        &stack_of(tracked),
+        &Selection::All,
+        &options,
+        &NoProgress,
+        &cancel,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, GitError::Cancelled), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "the hanging git was not killed");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the hanging git was not killed"
+    );
     assert!(!err.is_transient());
     assert_eq!(w.worktree_count(), 0);
-    assert!(std::fs::read_dir(clone.worktrees_dir()).unwrap().next().is_none());
+    assert!(
+        std::fs::read_dir(clone.worktrees_dir())
+            .unwrap()
+            .next()
+            .is_none()
+    );
     assert_eq!(w.remote_refs(), before);
     assert_eq!(w.clone_refs(), before);
 }
@@ -79,7 +109,13 @@ async fn a_cancelled_command_is_killed_promptly() {
     assert!(matches!(err, GitError::Cancelled));
     assert!(started.elapsed() < Duration::from_secs(5));
     // An already-cancelled token never starts a process.
-    assert!(matches!(git.command(Location::Nowhere).arg("--version").run(&cancel).await, Err(GitError::Cancelled)));
+    assert!(matches!(
+        git.command(Location::Nowhere)
+            .arg("--version")
+            .run(&cancel)
+            .await,
+        Err(GitError::Cancelled)
+    ));
 }
 
 #[tokio::test]
@@ -100,7 +136,11 @@ async fn failures_are_typed_with_trimmed_stderr() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(gantry_git::Git::discover(Some("/nonexistent/git".into())).await.is_err());
+    assert!(
+        gantry_git::Git::discover(Some("/nonexistent/git".into()))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -111,12 +151,25 @@ async fn cleanup_removes_leftover_worktrees_and_stale_locks() {
     let trunk = w.remote_sha(TRUNK);
 
     // A crashed job's worktree (the guard is forgotten, as if the process died) ...
-    let leftover = Worktree::add(&clone, "crashed job", &trunk, &cancel).await.unwrap();
+    let leftover = Worktree::add(&clone, "crashed job", &trunk, &cancel)
+        .await
+        .unwrap();
     let leftover_dir = leftover.path().to_path_buf();
     std::mem::forget(leftover);
     // ... one whose directory is already gone, a stray directory, and an old ref lock.
     let ghost = clone.worktrees_dir().join("ghost");
-    git_in(&w.clone_path, &["worktree", "add", "-q", "--detach", "--lock", ghost.to_str().unwrap(), &trunk]);
+    git_in(
+        &w.clone_path,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            "--lock",
+            ghost.to_str().unwrap(),
+            &trunk,
+        ],
+    );
     std::fs::remove_dir_all(&ghost).unwrap();
     std::fs::create_dir_all(clone.worktrees_dir().join("stray/sub")).unwrap();
     let lock = w.clone_path.join("refs/heads/main.lock");
@@ -124,17 +177,30 @@ async fn cleanup_removes_leftover_worktrees_and_stale_locks() {
     std::fs::write(&lock, "").unwrap();
     std::fs::write(&fresh_lock, "").unwrap();
     let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     assert_eq!(w.worktree_count(), 2);
 
     let report = cleanup_stale_worktrees(&clone, &cancel).await.unwrap();
     assert_eq!(w.worktree_count(), 0);
     assert!(!leftover_dir.exists());
-    assert!(std::fs::read_dir(clone.worktrees_dir()).unwrap().next().is_none());
+    assert!(
+        std::fs::read_dir(clone.worktrees_dir())
+            .unwrap()
+            .next()
+            .is_none()
+    );
     assert!(report.worktrees.contains(&leftover_dir));
-    assert_eq!(report.locks, [lock.clone()]);
+    assert_eq!(report.locks, std::slice::from_ref(&lock));
     assert!(!lock.exists());
-    assert!(fresh_lock.exists(), "a fresh lock may belong to a running git");
+    assert!(
+        fresh_lock.exists(),
+        "a fresh lock may belong to a running git"
+    );
     std::fs::remove_file(fresh_lock).unwrap();
 
     // A guard that is cleaned up properly leaves nothing either.
@@ -149,13 +215,21 @@ async fn open_or_clone_reuses_the_clone_and_follows_a_new_url() {
     let w = World::new().await;
     let first = w.server().await;
     assert!(w.clone_path.join("HEAD").is_file());
-    let siblings: Vec<_> = std::fs::read_dir(w.clone_path.parent().unwrap()).unwrap().collect();
+    let siblings: Vec<_> = std::fs::read_dir(w.clone_path.parent().unwrap())
+        .unwrap()
+        .collect();
     assert_eq!(siblings.len(), 1, "no staging directory left behind");
     let moved = w.dir.path().join("moved.git");
     std::fs::rename(&w.remote, &moved).unwrap();
-    let again = gantry_git::RepoClone::open_or_clone(&w.git, first.path(), moved.to_str().unwrap(), TRUNK, &CancellationToken::new())
-        .await
-        .unwrap();
+    let again = gantry_git::RepoClone::open_or_clone(
+        &w.git,
+        first.path(),
+        moved.to_str().unwrap(),
+        TRUNK,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     again.fetch(&CancellationToken::new()).await.unwrap();
     let url = git_in(&w.clone_path, &["config", "remote.origin.url"]);
     assert_eq!(url, moved.to_str().unwrap());

@@ -9,22 +9,40 @@ async fn demo_remote_restacks_with_one_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let git = engine_git().await;
     let demo = create_demo_remote(&git, dir.path()).await.unwrap();
-    let again = create_demo_remote(&git, &dir.path().join("second")).await.unwrap();
+    let again = create_demo_remote(&git, &dir.path().join("second"))
+        .await
+        .unwrap();
     assert_eq!(demo.branches, again.branches, "the demo is deterministic");
     assert!(demo.branches.len() >= 5);
 
     let cancel = CancellationToken::new();
-    let clone = RepoClone::open_or_clone(&git, dir.path().join("data/demo.git"), demo.remote_path.to_str().unwrap(), &demo.trunk, &cancel)
+    let clone = RepoClone::open_or_clone(
+        &git,
+        dir.path().join("data/demo.git"),
+        demo.remote_path.to_str().unwrap(),
+        &demo.trunk,
+        &cancel,
+    )
+    .await
+    .unwrap();
+    let stack = Stack::new(&demo.trunk, demo.branches.clone()).unwrap();
+    let out = restack_repo(&clone, &stack, &NoProgress, &cancel)
         .await
         .unwrap();
-    let stack = Stack::new(&demo.trunk, demo.branches.clone()).unwrap();
-    let out = restack_repo(&clone, &stack, &NoProgress, &cancel).await.unwrap();
     assert_eq!(out.conflicts.len(), 1);
     assert_eq!(out.conflicts[0].branch, DEMO_CONFLICT_BRANCH);
     assert_eq!(out.conflicts[0].files, [DEMO_CONFLICT_FILE]);
     assert_eq!(out.moved.len(), demo.branches.len() - 1);
     let trunk = refs(&demo.remote_path)[&demo.trunk].clone();
     for m in &out.moved {
-        assert!(git_raw(&demo.remote_path, &["merge-base", "--is-ancestor", &trunk, &m.to], None).status.success());
+        assert!(
+            git_raw(
+                &demo.remote_path,
+                &["merge-base", "--is-ancestor", &trunk, &m.to],
+                None
+            )
+            .status
+            .success()
+        );
     }
 }

@@ -45,7 +45,11 @@ pub fn git_raw(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> std::process:
         .env("GIT_AUTHOR_DATE", "1700000000 +0000")
         .env("GIT_COMMITTER_DATE", "1700000000 +0000")
         .env("LC_ALL", "C")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -69,8 +73,21 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let remote = dir.path().join("remote.git");
         let person = dir.path().join("person");
-        git_in(dir.path(), &["init", "-q", "--bare", "-b", TRUNK, remote.to_str().unwrap()]);
-        git_in(dir.path(), &["init", "-q", "-b", TRUNK, person.to_str().unwrap()]);
+        git_in(
+            dir.path(),
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                TRUNK,
+                remote.to_str().unwrap(),
+            ],
+        );
+        git_in(
+            dir.path(),
+            &["init", "-q", "-b", TRUNK, person.to_str().unwrap()],
+        );
         let w = World {
             clone_path: dir.path().join("data/repos/r1.git"),
             dir,
@@ -80,7 +97,11 @@ impl World {
         };
         w.sh(&["remote", "add", "origin", w.remote.to_str().unwrap()]);
         w.commit("README.md", "hello\n", "initial");
-        w.commit("shared.txt", "line one\nline two\nline three\n", "shared file");
+        w.commit(
+            "shared.txt",
+            "line one\nline two\nline three\n",
+            "shared file",
+        );
         w.sh(&["push", "-q", "origin", TRUNK]);
         w
     }
@@ -126,7 +147,11 @@ impl World {
             self.start_branch(name, parent);
             for k in 0..*commits {
                 let file = format!("{}/f{k}.txt", name.replace('/', "_"));
-                self.commit(&file, &format!("{name} {k}\n"), &format!("{name}: change {k}"));
+                self.commit(
+                    &file,
+                    &format!("{name} {k}\n"),
+                    &format!("{name}: change {k}"),
+                );
             }
             out.push(TrackedBranch::new(*name, *parent, Some(base)));
             names.push(*name);
@@ -139,7 +164,11 @@ impl World {
     /// Moves trunk ahead with a commit on an unrelated file and pushes it.
     pub fn advance_trunk(&self, tag: &str) -> String {
         self.checkout(TRUNK);
-        let sha = self.commit(&format!("trunk/{tag}.txt"), &format!("{tag}\n"), &format!("trunk: {tag}"));
+        let sha = self.commit(
+            &format!("trunk/{tag}.txt"),
+            &format!("{tag}\n"),
+            &format!("trunk: {tag}"),
+        );
         self.push(&[TRUNK]);
         sha
     }
@@ -192,16 +221,34 @@ impl World {
 }
 
 pub fn refs(repo: &Path) -> BTreeMap<String, String> {
-    git_in(repo, &["for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/heads/"])
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(n, s)| (n.to_string(), s.to_string()))
-        .collect()
+    git_in(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname:lstrip=2) %(objectname)",
+            "refs/heads/",
+        ],
+    )
+    .lines()
+    .filter_map(|l| l.split_once(' '))
+    .map(|(n, s)| (n.to_string(), s.to_string()))
+    .collect()
 }
 
 pub fn patch_ids(repo: &Path, range: &str) -> Vec<String> {
     let commits = git_in(repo, &["rev-list", "--reverse", "--no-merges", range]);
-    let log = git_raw(repo, &["log", "--reverse", "-p", "--no-merges", "--format=commit %H", range], None);
+    let log = git_raw(
+        repo,
+        &[
+            "log",
+            "--reverse",
+            "-p",
+            "--no-merges",
+            "--format=commit %H",
+            range,
+        ],
+        None,
+    );
     let ids = git_raw(repo, &["patch-id", "--stable"], Some(&log.stdout));
     let by_commit: BTreeMap<String, String> = String::from_utf8_lossy(&ids.stdout)
         .lines()
@@ -210,7 +257,12 @@ pub fn patch_ids(repo: &Path, range: &str) -> Vec<String> {
         .collect();
     commits
         .lines()
-        .map(|c| by_commit.get(c).cloned().unwrap_or_else(|| "EMPTY".to_string()))
+        .map(|c| {
+            by_commit
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| "EMPTY".to_string())
+        })
         .collect()
 }
 
@@ -220,18 +272,31 @@ pub fn own_patch_ids(w: &World, stack: &[TrackedBranch]) -> BTreeMap<String, Vec
         .iter()
         .map(|b| {
             let base = b.base_sha.clone().unwrap();
-            (b.name.clone(), w.patch_ids(&format!("{base}..{}", w.remote_sha(&b.name))))
+            (
+                b.name.clone(),
+                w.patch_ids(&format!("{base}..{}", w.remote_sha(&b.name))),
+            )
         })
         .collect()
 }
 
 /// Every listed branch contains its parent's tip, keeps exactly its own commits, and the
 /// server clone's refs equal the remote's.
-pub fn assert_restacked(w: &World, stack: &[TrackedBranch], own: &BTreeMap<String, Vec<String>>, names: &[&str]) {
+pub fn assert_restacked(
+    w: &World,
+    stack: &[TrackedBranch],
+    own: &BTreeMap<String, Vec<String>>,
+    names: &[&str],
+) {
     for b in stack.iter().filter(|b| names.contains(&b.name.as_str())) {
         let parent_tip = w.remote_sha(&b.parent);
         let tip = w.remote_sha(&b.name);
-        assert!(w.is_ancestor(&parent_tip, &tip), "{} does not contain {}'s tip", b.name, b.parent);
+        assert!(
+            w.is_ancestor(&parent_tip, &tip),
+            "{} does not contain {}'s tip",
+            b.name,
+            b.parent
+        );
         assert_eq!(
             w.patch_ids(&format!("{parent_tip}..{tip}")),
             own[&b.name],
@@ -239,7 +304,11 @@ pub fn assert_restacked(w: &World, stack: &[TrackedBranch], own: &BTreeMap<Strin
             b.name
         );
     }
-    assert_eq!(w.remote_refs(), w.clone_refs(), "server clone and remote disagree");
+    assert_eq!(
+        w.remote_refs(),
+        w.clone_refs(),
+        "server clone and remote disagree"
+    );
 }
 
 pub fn stack_of(branches: Vec<TrackedBranch>) -> Stack {

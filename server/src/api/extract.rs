@@ -42,10 +42,10 @@ pub fn bearer_token(parts: &Parts, allow_query: bool) -> Option<String> {
     if allow_query {
         let query = parts.uri.query().unwrap_or_default();
         for pair in query.split('&') {
-            if let Some(token) = pair.strip_prefix("access_token=") {
-                if !token.is_empty() {
-                    return Some(token.to_owned());
-                }
+            if let Some(token) = pair.strip_prefix("access_token=")
+                && !token.is_empty()
+            {
+                return Some(token.to_owned());
             }
         }
     }

@@ -13,8 +13,9 @@ use clap::{Args, Parser, Subcommand};
     about = "Git stack operations (sync, restack, rebase, reparent, register) as durable background jobs, pushed live over WebSocket"
 )]
 pub struct Cli {
+    /// Without a subcommand, `gantry` serves with the default settings.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -78,7 +79,11 @@ pub struct ClientArgs {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let command = match cli.command {
+        Some(command) => command,
+        None => Command::Serve(serve::ServeArgs::parse_from(["gantry serve"])),
+    };
+    match command {
         Command::Serve(args) => serve::run(args).await,
         Command::Repo { command } => match command {
             RepoCommand::Add {

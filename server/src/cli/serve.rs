@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::{Parser, ValueEnum};
 use gantry_server::engine::EngineConfig;
 use gantry_server::server::{Server, ServerConfig, default_handlers};
 use tracing_subscriber::EnvFilter;
@@ -15,7 +15,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Args)]
+#[derive(Parser)]
 pub struct ServeArgs {
     /// Where the database, clones and the admin token live.
     #[arg(long, env = "GANTRY_DATA_DIR", default_value = "./gantry-data")]

@@ -176,9 +176,16 @@ pub struct BranchLink {
 #[derive(Debug, Default)]
 pub struct ProjectionSeed {
     pub position: i64,
-    /// (topic key, last change position on that topic, rows keyed)
-    pub topics: Vec<(String, i64, Vec<(String, Value)>)>,
+    pub topics: Vec<TopicRows>,
     pub retained: Vec<StoredChange>,
+}
+
+/// One topic's rows (by key) and the position of its last change.
+#[derive(Debug, Default)]
+pub struct TopicRows {
+    pub topic: String,
+    pub position: i64,
+    pub rows: Vec<(String, Value)>,
 }
 
 /// Limits for pruning finished jobs and the change log.

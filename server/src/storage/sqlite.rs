@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
+use super::TopicRows;
 use super::changes::{ChangeSet, StoredChange, TopicKey};
 use super::rows;
 use super::{
@@ -934,9 +935,13 @@ impl SqliteStore {
         let topics = all_topics
             .into_iter()
             .map(|topic| {
-                let last = last_positions.get(&topic).copied().unwrap_or(0);
+                let position = last_positions.get(&topic).copied().unwrap_or(0);
                 let rows = topics.remove(&topic).unwrap_or_default();
-                (topic, last, rows)
+                TopicRows {
+                    topic,
+                    position,
+                    rows,
+                }
             })
             .collect();
         Ok(ProjectionSeed {
