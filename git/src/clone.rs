@@ -69,7 +69,18 @@ impl RepoClone {
         cancel: &CancellationToken,
     ) -> Result<RepoClone, GitError> {
         validate_branch_name(trunk)?;
-        let path = path.into();
+        // Absolute paths: git runs with the clone or a worktree as its working directory, where
+        // a relative clone path or local remote URL would mean something else.
+        let path = std::path::absolute(path.into())
+            .map_err(|e| GitError::io("resolving the clone path", e))?;
+        let remote_url = match Path::new(remote_url) {
+            local if local.exists() => std::path::absolute(local)
+                .map_err(|e| GitError::io("resolving the remote path", e))?
+                .to_string_lossy()
+                .into_owned(),
+            _ => remote_url.to_string(),
+        };
+        let remote_url = remote_url.as_str();
         let clone = RepoClone {
             git: git.clone(),
             path: path.clone(),
@@ -85,7 +96,7 @@ impl RepoClone {
             if current.trim_end_matches('\n') != remote_url {
                 clone
                     .cmd()
-                    .args(["config", "remote.origin.url", remote_url])
+                    .args(["config", "--", "remote.origin.url", remote_url])
                     .run(cancel)
                     .await?;
             }
@@ -107,7 +118,15 @@ impl RepoClone {
         let staging = parent.join(format!("{file_name}.tmp-{}", unique_suffix()));
         let result = async {
             git.command(Location::Nowhere)
-                .args(["clone", "--bare", "--quiet", "--no-tags", "--"])
+                .args([
+                    "clone",
+                    "--bare",
+                    "--quiet",
+                    "--no-tags",
+                    "--origin",
+                    REMOTE,
+                    "--",
+                ])
                 .arg(remote_url)
                 .arg(&staging)
                 .run(cancel)

@@ -147,14 +147,19 @@ fn io_transient(kind: std::io::ErrorKind) -> bool {
     use std::io::ErrorKind as K;
     matches!(
         kind,
-        K::TimedOut | K::Interrupted | K::WouldBlock | K::ResourceBusy | K::StorageFull | K::OutOfMemory
+        K::TimedOut
+            | K::Interrupted
+            | K::WouldBlock
+            | K::ResourceBusy
+            | K::StorageFull
+            | K::OutOfMemory
     )
 }
 
 impl GitError {
     /// Whether retrying the same operation later may succeed: network/fetch/push connection
-    /// failures and `index.lock`/ref-lock contention. Conflicts, missing branches, rejected
-    /// pushes, cancellation and invalid input are permanent.
+    /// failures, `index.lock`/ref-lock contention, and busy or full OS resources. Conflicts,
+    /// missing branches, rejected pushes, cancellation and invalid input are permanent.
     pub fn is_transient(&self) -> bool {
         match self {
             GitError::Command { stderr, .. } => {

@@ -1,6 +1,10 @@
 //! The only place that starts git processes, so every invocation gets the same safety net:
 //! no shell, no hooks, no editors, no prompts, no system config, no stray repository discovery,
 //! a cancellation token that kills the child, and typed errors.
+//!
+//! The global config (`~/.gitconfig`, or `GIT_CONFIG_GLOBAL`) is still read, so an operator can
+//! set credentials, URL rewrites or an ssh command for the server; the settings that would
+//! change what the engine does or parses are overridden with `-c` on every call.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -52,6 +56,14 @@ const FORCED_CONFIG: &[&str] = &[
     "advice.detachedHead=false",
     "protocol.ext.allow=never",
     "core.fsmonitor=false",
+    // A person's global config is honoured (credentials, URL rewrites, ssh command), but
+    // settings that would change the output the engine parses, or what a checkout-based
+    // rebase writes compared to an in-memory replay, are pinned.
+    "color.ui=false",
+    "log.showSignature=false",
+    "core.autocrlf=false",
+    "core.safecrlf=false",
+    "push.useForceIfIncludes=false",
 ];
 
 /// Environment variables that would redirect git to another repository or index if the server
@@ -235,9 +247,10 @@ impl Git {
     pub fn command(&self, location: Location<'_>) -> GitCommand {
         GitCommand {
             git: self.clone(),
+            // Absolute, because git runs with the location as its working directory.
             location: match location {
-                Location::GitDir(p) => OwnedLocation::GitDir(p.to_path_buf()),
-                Location::WorkTree(p) => OwnedLocation::WorkTree(p.to_path_buf()),
+                Location::GitDir(p) => OwnedLocation::GitDir(absolute(p)),
+                Location::WorkTree(p) => OwnedLocation::WorkTree(absolute(p)),
                 Location::Nowhere => OwnedLocation::Nowhere,
             },
             args: Vec::new(),
@@ -256,7 +269,7 @@ pub enum Location<'a> {
     GitDir(&'a Path),
     /// A worktree; discovery is fenced at its parent directory.
     WorkTree(&'a Path),
-    /// No repository (`--version`, `clone`).
+    /// No repository (`--version`, `clone`, `init`): runs in the process's working directory.
     Nowhere,
 }
 
@@ -380,11 +393,8 @@ impl GitCommand {
                 }
                 cmd.current_dir(dir);
             }
-            OwnedLocation::Nowhere => {
-                let tmp = std::env::temp_dir();
-                cmd.env("GIT_CEILING_DIRECTORIES", &tmp);
-                cmd.current_dir(tmp);
-            }
+            // The server's own working directory: relative paths mean what the caller meant.
+            OwnedLocation::Nowhere => {}
         }
         cmd.args(&self.args)
             .stdin(if self.stdin.is_some() {
@@ -482,6 +492,10 @@ impl GitCommand {
     pub async fn run(self, cancel: &CancellationToken) -> Result<(), GitError> {
         self.output(cancel).await.map(|_| ())
     }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn truncate(text: &str, limit: usize) -> String {

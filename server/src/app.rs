@@ -10,32 +10,60 @@ use gantry_types::{Job, JobKind, Repo};
 use crate::api::error::{ApiError, ApiResult};
 use crate::auth::{Principal, hash_token};
 use crate::engine::Engine;
-use crate::storage::{CancelOutcome, Enqueued, NewJob, Store};
+use crate::storage::{CancelOutcome, Enqueued, NewJob, StorageResult, Store};
 use crate::validate;
+use crate::ws::WsConfig;
+use crate::ws::registry::Connections;
+use gantry_projections::Hub;
 
 #[derive(Clone, Debug)]
 pub struct AppConfig {
     /// Whether repos may use local paths and `file://` remotes.
     pub allow_file_remotes: bool,
     pub max_attempts: u32,
+    pub ws: WsConfig,
 }
 
 pub struct App {
     pub store: Store,
     pub engine: Arc<Engine>,
+    pub hub: Arc<Hub>,
+    pub connections: Connections,
     pub config: AppConfig,
     /// token hash -> principal; the accept path must not wait on the database to authenticate.
     tokens: DashMap<String, Principal>,
+    /// repo id -> organisation id; a repo never changes organisation.
+    repo_orgs: DashMap<String, String>,
 }
 
 impl App {
-    pub fn new(store: Store, engine: Arc<Engine>, config: AppConfig) -> App {
+    pub fn new(store: Store, engine: Arc<Engine>, hub: Arc<Hub>, config: AppConfig) -> App {
         App {
             store,
             engine,
+            hub,
+            connections: Connections::default(),
             config,
             tokens: DashMap::new(),
+            repo_orgs: DashMap::new(),
         }
+    }
+
+    /// The organisation owning a repo, if it exists.
+    pub async fn repo_org(&self, repo_id: &str) -> StorageResult<Option<String>> {
+        if let Some(org) = self.repo_orgs.get(repo_id) {
+            return Ok(Some(org.clone()));
+        }
+        let org = self.store.repo_org(repo_id).await?;
+        if let Some(org) = &org {
+            self.repo_orgs.insert(repo_id.to_owned(), org.clone());
+        }
+        Ok(org)
+    }
+
+    /// The organisation owning a job's repo, if the job exists.
+    pub async fn job_org(&self, job_id: &str) -> StorageResult<Option<String>> {
+        self.store.job_org(job_id).await
     }
 
     pub async fn authenticate(&self, token: &str) -> ApiResult<Option<Principal>> {

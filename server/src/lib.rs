@@ -7,6 +7,8 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod engine;
+pub mod projector;
 pub mod server;
 pub mod storage;
 pub mod validate;
+pub mod ws;

@@ -14,7 +14,10 @@ use tracing::{info, warn};
 use crate::app::{App, AppConfig};
 use crate::auth::{Scope, generate_token, hash_token};
 use crate::engine::{Engine, EngineConfig, HandlerRegistry};
+use crate::projector::{self, ProjectionConfig};
 use crate::storage::{SqliteStore, StorageError, Store};
+use crate::ws::WsConfig;
+use gantry_projections::CloseReason;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -26,6 +29,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     pub allow_file_remotes: bool,
     pub engine: EngineConfig,
+    pub projections: ProjectionConfig,
+    pub ws: WsConfig,
     pub max_body_bytes: usize,
 }
 
@@ -38,6 +43,8 @@ impl ServerConfig {
             admin_token: None,
             allow_file_remotes: false,
             engine: EngineConfig::default(),
+            projections: ProjectionConfig::default(),
+            ws: WsConfig::default(),
             max_body_bytes: 64 * 1024,
         }
     }
@@ -69,6 +76,7 @@ pub struct Server {
     app: Arc<App>,
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
+    projector: JoinHandle<()>,
 }
 
 impl Server {
@@ -85,6 +93,14 @@ impl Server {
         let admin_token =
             ensure_admin_token(&store, data_dir, config.admin_token.as_deref()).await?;
 
+        let hub = projector::load_hub(&store, &config.projections).await?;
+        let stop = CancellationToken::new();
+        let projector = tokio::spawn(projector::run(
+            store.clone(),
+            hub.clone(),
+            config.projections.clone(),
+            stop.clone(),
+        ));
         let engine = Engine::new(
             store.clone(),
             handlers,
@@ -95,9 +111,11 @@ impl Server {
         let app = Arc::new(App::new(
             store,
             engine,
+            hub,
             AppConfig {
                 allow_file_remotes: config.allow_file_remotes,
                 max_attempts: config.engine.max_attempts,
+                ws: config.ws.clone(),
             },
         ));
 
@@ -114,7 +132,6 @@ impl Server {
         })?;
         let router = crate::api::router(app.clone())
             .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes));
-        let stop = CancellationToken::new();
         let http = tokio::spawn(
             axum::serve(listener, router)
                 .with_graceful_shutdown(stop.clone().cancelled_owned())
@@ -127,6 +144,7 @@ impl Server {
             app,
             stop,
             http,
+            projector,
         })
     }
 
@@ -155,6 +173,8 @@ impl Server {
     pub async fn shutdown(self) -> Result<(), ServeError> {
         info!("shutting down");
         self.stop.cancel();
+        // Open sockets would hold the HTTP server open; clients reconnect and resume elsewhere.
+        self.app.connections.close_all(CloseReason::GoingAway);
         self.app.engine.shutdown().await;
         match tokio::time::timeout(Duration::from_secs(10), self.http).await {
             Ok(Ok(Ok(()))) => {}
@@ -162,6 +182,7 @@ impl Server {
             Ok(Err(join)) => warn!(error = %join, "http task ended abnormally"),
             Err(_) => warn!("open connections did not close within 10 s"),
         }
+        let _ = self.projector.await;
         self.app.store.close().await;
         info!("stopped");
         Ok(())

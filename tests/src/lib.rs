@@ -4,6 +4,8 @@
 //! Tests never sleep for a fixed time to "let things happen": they wait for an observable state
 //! with a deadline, so they are both fast and robust on a loaded machine.
 
+pub mod ws;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;

@@ -36,7 +36,8 @@ pub(crate) struct Plan {
 ///
 /// The base is the first of: the base parent's tip if it is in the branch's history (the
 /// branch is stacked on it as it is now); the recorded base if it is in the branch's history;
-/// `merge-base --fork-point` against the base parent; plain `merge-base`.
+/// `merge-base --fork-point` against the base parent; plain `merge-base`. Then, for a branch
+/// on the trunk, a base below the point where the branch meets the trunk moves up to it.
 pub(crate) async fn plan(
     clone: &RepoClone,
     stack: &Stack,

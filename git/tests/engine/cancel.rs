@@ -234,3 +234,52 @@ async fn open_or_clone_reuses_the_clone_and_follows_a_new_url() {
     let url = git_in(&w.clone_path, &["config", "remote.origin.url"]);
     assert_eq!(url, moved.to_str().unwrap());
 }
+
+/// The server spawns operations on a multi-threaded runtime: their futures must be `Send`.
+#[allow(dead_code, clippy::let_underscore_future)]
+fn operation_futures_are_send(clone: &gantry_git::RepoClone, stack: &gantry_git::Stack) {
+    fn send<T: Send>(_: T) {}
+    let cancel = CancellationToken::new();
+    let opts = RestackOptions::default();
+    send(gantry_git::sync(clone, stack, &NoProgress, &cancel));
+    send(restack(
+        clone,
+        stack,
+        &Selection::All,
+        &opts,
+        &NoProgress,
+        &cancel,
+    ));
+    send(gantry_git::reparent(
+        clone,
+        stack,
+        "a",
+        "b",
+        &opts,
+        &NoProgress,
+        &cancel,
+    ));
+    send(gantry_git::register(
+        clone,
+        stack,
+        "a",
+        None,
+        &NoProgress,
+        &cancel,
+    ));
+    send(gantry_git::branch_states(
+        clone,
+        stack,
+        &NoProgress,
+        &cancel,
+    ));
+    send(gantry_git::local_branch_states(clone, stack, &cancel));
+    send(cleanup_stale_worktrees(clone, &cancel));
+    send(gantry_git::RepoClone::open_or_clone(
+        clone.git(),
+        "x",
+        "y",
+        "main",
+        &cancel,
+    ));
+}

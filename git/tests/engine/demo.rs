@@ -46,3 +46,35 @@ async fn demo_remote_restacks_with_one_conflict() {
         );
     }
 }
+
+#[tokio::test]
+async fn relative_paths_mean_the_process_working_directory() {
+    // A data dir given as a relative path (`gantry serve --data-dir ./data`).
+    let dir = tempfile::tempdir().unwrap();
+    let git = engine_git().await;
+    let demo = create_demo_remote(&git, dir.path()).await.unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let relative = pathdiff(dir.path(), &cwd).join("data/rel.git");
+    let clone = RepoClone::open_or_clone(
+        &git,
+        &relative,
+        demo.remote_path.to_str().unwrap(),
+        "main",
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(clone.path().is_absolute());
+    assert!(dir.path().join("data/rel.git/HEAD").is_file());
+    clone.fetch(&CancellationToken::new()).await.unwrap();
+}
+
+/// `to` relative to `from`, with `..` steps (both absolute).
+fn pathdiff(to: &std::path::Path, from: &std::path::Path) -> std::path::PathBuf {
+    let depth = from.components().count() - 1;
+    let mut out = std::path::PathBuf::new();
+    for _ in 0..depth {
+        out.push("..");
+    }
+    out.join(to.strip_prefix("/").unwrap())
+}

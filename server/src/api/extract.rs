@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -23,14 +24,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The bearer token of a request, from `Authorization: Bearer` (or, for WebSocket upgrades from
-/// browsers that cannot set headers, the `access_token` query parameter).
-pub fn bearer_token(parts: &Parts, allow_query: bool) -> Option<String> {
-    if let Some(value) = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+/// The bearer token of a request, from `Authorization: Bearer`, or (for WebSocket upgrades from
+/// browsers, which cannot set headers) the `access_token` query parameter when `query` is given.
+pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let mut words = value.splitn(2, ' ');
         let scheme = words.next().unwrap_or_default();
         let token = words.next().unwrap_or_default().trim();
@@ -39,17 +36,11 @@ pub fn bearer_token(parts: &Parts, allow_query: bool) -> Option<String> {
         }
         return None;
     }
-    if allow_query {
-        let query = parts.uri.query().unwrap_or_default();
-        for pair in query.split('&') {
-            if let Some(token) = pair.strip_prefix("access_token=")
-                && !token.is_empty()
-            {
-                return Some(token.to_owned());
-            }
-        }
-    }
-    None
+    query?
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("access_token="))
+        .find(|token| !token.is_empty())
+        .map(str::to_owned)
 }
 
 impl FromRequestParts<Arc<App>> for Principal {
@@ -59,7 +50,7 @@ impl FromRequestParts<Arc<App>> for Principal {
         parts: &mut Parts,
         app: &Arc<App>,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts, false).ok_or_else(ApiError::unauthorized)?;
+        let token = bearer_token(&parts.headers, None).ok_or_else(ApiError::unauthorized)?;
         app.authenticate(&token)
             .await?
             .ok_or_else(ApiError::unauthorized)

@@ -27,6 +27,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/repos/{repo_id}/branches", get(repos::branches))
         .route("/v1/jobs/{job_id}", get(jobs::get))
         .route("/v1/jobs/{job_id}/cancel", post(jobs::cancel))
+        .route("/v1/ws", get(crate::ws::upgrade))
         .fallback(|| async {
             ApiError::not_found("route_not_found", "no such endpoint; see CONTRACT.md")
         })

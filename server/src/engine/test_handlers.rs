@@ -8,6 +8,7 @@
 //! - `fail-<tag>`: fails permanently.
 //! - `transient-<n>[-tag]`: fails transiently on attempts 1..=n, then completes.
 //! - `hang-<tag>`: never finishes and ignores cancellation.
+//! - `spam-<n>[-tag]`: reports `n` steps of 200 bytes of text each, one every 2 ms.
 //! - anything else (or no branch): completes at once.
 
 use std::time::Duration;
@@ -84,6 +85,15 @@ impl JobHandler for TestHandler {
                     } else {
                         done("recovered")
                     }
+                }
+                "spam" => {
+                    let steps: u32 = arg.parse().unwrap_or(100);
+                    let filler = "x".repeat(200);
+                    for step in 1..=steps {
+                        ctx.progress(step, steps, format!("{step:06} {filler}"));
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    done("spammed")
                 }
                 "hang" => {
                     ctx.progress(1, 1, "hanging");

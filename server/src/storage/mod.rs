@@ -276,6 +276,14 @@ impl Store {
         dispatch!(self.find_repo_by_name(org_id, name))
     }
 
+    pub async fn repo_org(&self, repo_id: &str) -> StorageResult<Option<String>> {
+        dispatch!(self.repo_org(repo_id))
+    }
+
+    pub async fn job_org(&self, job_id: &str) -> StorageResult<Option<String>> {
+        dispatch!(self.job_org(job_id))
+    }
+
     pub async fn repo_remote_url(&self, repo_id: &str) -> StorageResult<Option<String>> {
         dispatch!(self.repo_remote_url(repo_id))
     }

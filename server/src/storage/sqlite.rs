@@ -312,6 +312,22 @@ impl SqliteStore {
         .transpose()
     }
 
+    pub async fn repo_org(&self, repo_id: &str) -> StorageResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT org_id FROM repos WHERE id = ?1")
+            .bind(repo_id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    pub async fn job_org(&self, job_id: &str) -> StorageResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT r.org_id FROM jobs j JOIN repos r ON r.id = j.repo_id WHERE j.id = ?1",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
     pub async fn repo_remote_url(&self, repo_id: &str) -> StorageResult<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT remote_url FROM repos WHERE id = ?1")

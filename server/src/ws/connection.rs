@@ -1,0 +1,239 @@
+//! One WebSocket connection: a reader that answers client messages, and a writer that drains the
+//! connection's outbox into the socket, batching ready frames into one flush, and pings.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::{SinkExt, StreamExt};
+use gantry_projections::{CloseReason, Outbox, frame};
+use gantry_types::Topic;
+use gantry_types::ws::{ClientMessage, ServerMessage};
+use tracing::{Instrument, debug, info_span};
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::clock::now_ms;
+use crate::storage::TopicKey;
+
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub async fn serve(app: Arc<App>, principal: Principal, socket: WebSocket) {
+    let outbox = app.hub.connect();
+    let span = info_span!("ws", conn = outbox.id(), org = %principal.org_id);
+    app.connections.add(&principal.token_id, &outbox);
+    let last_heard = Arc::new(AtomicI64::new(now_ms()));
+    let (sink, stream) = socket.split();
+    let mut writer = tokio::spawn(
+        write(app.clone(), outbox.clone(), sink, last_heard.clone()).instrument(span.clone()),
+    );
+    // The writer ends when the outbox closes (slow consumer, shutdown, heartbeat, revocation);
+    // the reader must not then keep the connection alive waiting for a client that may never
+    // answer.
+    tokio::select! {
+        () = read(&app, &principal, &outbox, stream, &last_heard).instrument(span) => {
+            if !outbox.is_closed() {
+                outbox.close(CloseReason::GoingAway);
+            }
+            let _ = writer.await;
+        }
+        _ = &mut writer => {}
+    }
+    app.hub.disconnect(&outbox);
+    app.connections.remove(&outbox);
+}
+
+fn error_frame(id: Option<u64>, code: &str, message: impl Into<String>) -> bytes::Bytes {
+    frame::encode(&ServerMessage::Error {
+        id,
+        code: code.to_owned(),
+        message: message.into(),
+    })
+}
+
+async fn read(
+    app: &App,
+    principal: &Principal,
+    outbox: &Arc<Outbox>,
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    last_heard: &AtomicI64,
+) {
+    while let Some(message) = stream.next().await {
+        last_heard.store(now_ms(), Ordering::Relaxed);
+        let reply = match message {
+            Ok(Message::Text(text)) => handle(app, principal, outbox, text.as_str()).await,
+            Ok(Message::Binary(_)) => Some(error_frame(
+                None,
+                "binary_not_supported",
+                "send JSON text frames",
+            )),
+            Ok(Message::Ping(_) | Message::Pong(_)) => None,
+            Ok(Message::Close(_)) => return,
+            Err(error) => {
+                debug!(%error, "websocket read failed");
+                // Oversized frames and protocol errors leave the stream unusable.
+                outbox.close(CloseReason::ProtocolViolation);
+                return;
+            }
+        };
+        if let Some(reply) = reply
+            && outbox.push(reply).is_err()
+        {
+            return;
+        }
+        if outbox.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Answers one client message; `None` when the answer was already queued (a subscription).
+async fn handle(
+    app: &App,
+    principal: &Principal,
+    outbox: &Arc<Outbox>,
+    text: &str,
+) -> Option<bytes::Bytes> {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(message) => message,
+        Err(error) => {
+            let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
+            let (code, detail) = match value
+                .as_ref()
+                .and_then(|v| v.get("type"))
+                .and_then(|t| t.as_str())
+            {
+                Some(kind) if !["subscribe", "unsubscribe", "ping"].contains(&kind) => (
+                    "unknown_type",
+                    format!(
+                        "unknown message type {kind:?}; expected subscribe, unsubscribe or ping"
+                    ),
+                ),
+                _ if value.is_none() => ("invalid_json", format!("not a JSON object: {error}")),
+                _ => (
+                    "invalid_message",
+                    format!("the message does not fit: {error}"),
+                ),
+            };
+            let id = value
+                .as_ref()
+                .and_then(|v| v.get("id"))
+                .and_then(|i| i.as_u64());
+            return Some(error_frame(id, code, detail));
+        }
+    };
+    match message {
+        ClientMessage::Ping { id } => Some(frame::encode(&ServerMessage::Pong { id })),
+        ClientMessage::Subscribe { id, topic, since } => {
+            let key = match authorise(app, principal, &topic).await {
+                Ok(key) => key,
+                Err((code, message)) => return Some(error_frame(id, code, message)),
+            };
+            match app.hub.subscribe(outbox, id, &key, since.as_ref()) {
+                Ok(_) => None,
+                Err(error) => Some(error_frame(id, error.code(), error.to_string())),
+            }
+        }
+        ClientMessage::Unsubscribe { id, topic } => {
+            let key = match authorise(app, principal, &topic).await {
+                Ok(key) => key,
+                Err((code, message)) => return Some(error_frame(id, code, message)),
+            };
+            if app.hub.unsubscribe(outbox, &key) {
+                Some(frame::encode(&ServerMessage::Unsubscribed { id, topic }))
+            } else {
+                Some(error_frame(
+                    id,
+                    "not_subscribed",
+                    format!("not subscribed to {topic}"),
+                ))
+            }
+        }
+    }
+}
+
+/// The internal topic key for a wire topic, if the principal's organisation may see it. A topic
+/// of another organisation is answered exactly like one that does not exist.
+async fn authorise(
+    app: &App,
+    principal: &Principal,
+    wire: &str,
+) -> Result<String, (&'static str, String)> {
+    let topic: Topic = wire
+        .parse()
+        .map_err(|e: gantry_types::InvalidTopic| ("unknown_topic", e.to_string()))?;
+    let not_found = || {
+        (
+            "topic_not_found",
+            format!("no topic {wire} visible to this token"),
+        )
+    };
+    let org = match &topic {
+        Topic::Repos => return Ok(TopicKey::org_repos(&principal.org_id)),
+        Topic::RepoJobs(repo) | Topic::RepoBranches(repo) | Topic::RepoTasks(repo) => {
+            app.repo_org(repo).await
+        }
+        Topic::Job(job) => app.job_org(job).await,
+    };
+    match org {
+        Ok(Some(org)) if org == principal.org_id => Ok(topic.to_string()),
+        Ok(_) => Err(not_found()),
+        Err(_) => Err((
+            "unavailable",
+            "the server could not check this topic; try again".to_owned(),
+        )),
+    }
+}
+
+async fn write(
+    app: Arc<App>,
+    outbox: Arc<Outbox>,
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    last_heard: Arc<AtomicI64>,
+) {
+    let config = &app.config.ws;
+    let mut ping = tokio::time::interval(config.ping_interval);
+    ping.tick().await;
+    let idle_ms = i64::try_from(config.idle_timeout.as_millis()).unwrap_or(i64::MAX);
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        tokio::select! {
+            frame = outbox.recv() => {
+                let Some(frame) = frame else { break };
+                batch.push(frame);
+                outbox.try_recv_many(63, &mut batch);
+                let mut failed = false;
+                for frame in batch.drain(..) {
+                    let Ok(text) = Utf8Bytes::try_from(frame) else { continue };
+                    if sink.feed(Message::Text(text)).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed || sink.flush().await.is_err() {
+                    outbox.close(CloseReason::GoingAway);
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if now_ms() - last_heard.load(Ordering::Relaxed) > idle_ms {
+                    outbox.close(CloseReason::HeartbeatTimeout);
+                } else if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                    outbox.close(CloseReason::GoingAway);
+                    return;
+                }
+            }
+        }
+    }
+    let reason = outbox.close_reason().unwrap_or(CloseReason::GoingAway);
+    let close = CloseFrame {
+        code: reason.code(),
+        reason: Utf8Bytes::from(reason.message()),
+    };
+    // A peer that stopped reading may never take the close frame: do not wait for it forever.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = sink.send(Message::Close(Some(close))).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
