@@ -154,6 +154,19 @@ impl RepoClone {
         Ok(clone)
     }
 
+    /// Opens a clone made earlier by [`RepoClone::open_or_clone`] without knowing its remote,
+    /// for crash recovery at start. `None` when `path` is not such a clone.
+    pub fn open_existing(git: &Git, path: &Path) -> Option<RepoClone> {
+        let head = std::fs::read_to_string(path.join("HEAD")).ok()?;
+        let trunk = head.trim().strip_prefix("ref: refs/heads/")?.to_string();
+        let path = std::path::absolute(path).ok()?;
+        path.join("objects").is_dir().then(|| RepoClone {
+            git: git.clone(),
+            path,
+            trunk,
+        })
+    }
+
     /// The clone's directory.
     pub fn path(&self) -> &Path {
         &self.path

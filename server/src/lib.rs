@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod engine;
+pub mod git_jobs;
 pub mod projector;
 pub mod server;
 pub mod storage;

@@ -28,6 +28,10 @@ pub struct ServerConfig {
     /// The admin token to accept (from `GANTRY_TOKEN`); otherwise one is generated and kept.
     pub admin_token: Option<String>,
     pub allow_file_remotes: bool,
+    /// Create and register the demo repo at start.
+    pub demo: bool,
+    /// The git program (default: `git` on PATH).
+    pub git_program: Option<PathBuf>,
     pub engine: EngineConfig,
     pub projections: ProjectionConfig,
     pub ws: WsConfig,
@@ -42,6 +46,8 @@ impl ServerConfig {
             database_url: None,
             admin_token: None,
             allow_file_remotes: false,
+            demo: false,
+            git_program: None,
             engine: EngineConfig::default(),
             projections: ProjectionConfig::default(),
             ws: WsConfig::default(),
@@ -68,6 +74,10 @@ pub enum ServeError {
     DatabaseUrl(String),
     #[error("http server failed: {0}")]
     Http(std::io::Error),
+    #[error(transparent)]
+    Demo(#[from] crate::git_jobs::demo::DemoError),
+    #[error("--demo needs git: {0}")]
+    DemoGit(gantry_git::GitError),
 }
 
 pub struct Server {
@@ -118,6 +128,19 @@ impl Server {
                 ws: config.ws.clone(),
             },
         ));
+
+        if config.demo {
+            let git = gantry_git::Git::discover(config.git_program.clone())
+                .await
+                .map_err(ServeError::DemoGit)?;
+            let org_id = app.store.default_org_id().await?;
+            let principal = crate::auth::Principal {
+                token_id: String::new(),
+                org_id,
+                scope: Scope::Admin,
+            };
+            crate::git_jobs::demo::ensure_demo(&app, &git, data_dir, &principal).await?;
+        }
 
         let listener =
             TcpListener::bind(&config.bind)
@@ -239,11 +262,22 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// The handlers a real server runs.
-pub fn default_handlers() -> HandlerRegistry {
+/// The handlers a real server runs: the git jobs, after cleaning up what a crash left in the
+/// clones. Without a usable git, every job ends in `error` saying why, and the server stays up.
+pub async fn default_handlers(config: &ServerConfig) -> HandlerRegistry {
     #[cfg(feature = "test-handlers")]
     if crate::engine::test_handlers::TestHandler::enabled() {
         return HandlerRegistry::uniform(Arc::new(crate::engine::test_handlers::TestHandler));
     }
-    HandlerRegistry::new()
+    match gantry_git::Git::discover(config.git_program.clone()).await {
+        Ok(git) => {
+            let jobs = crate::git_jobs::GitJobs::new(git, &config.data_dir);
+            jobs.recover().await;
+            jobs.registry()
+        }
+        Err(error) => {
+            warn!(%error, "git is not usable; every job will fail until it is");
+            HandlerRegistry::uniform(Arc::new(crate::git_jobs::GitUnavailable(error.to_string())))
+        }
+    }
 }

@@ -9,6 +9,7 @@ use crate::Timestamp;
 
 /// Size of a branch's own changes against the commit it is stacked on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DiffStat {
     pub files_changed: u32,
     pub insertions: u32,
@@ -16,6 +17,7 @@ pub struct DiffStat {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Branch {
     pub repo_id: String,
     pub name: String,
@@ -35,6 +37,8 @@ pub struct Branch {
     pub diff_stat: DiffStat,
     /// The job that is working on this branch right now, if any.
     pub active_job_id: Option<String>,
+    /// The conflict its last restack stopped on; cleared when a restack of it succeeds.
+    pub conflict: Option<crate::BranchConflict>,
     pub first_seen_at: Timestamp,
     pub last_seen_at: Timestamp,
     pub updated_at: Timestamp,

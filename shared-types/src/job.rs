@@ -10,6 +10,7 @@ use crate::Timestamp;
 
 /// The six git stack operations gantry runs as jobs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     SyncRepo,
@@ -92,6 +93,7 @@ impl FromStr for JobKind {
 
 /// The status vocabulary shared by every client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -137,6 +139,7 @@ impl fmt::Display for JobStatus {
 
 /// The latest step a running job reported.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Progress {
     pub step: u32,
     pub total: u32,
@@ -145,6 +148,7 @@ pub struct Progress {
 
 /// One reported step, kept as a line of the job's progress log (topic `job/{id}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProgressLine {
     pub job_id: String,
     pub attempt: u32,
@@ -157,6 +161,7 @@ pub struct ProgressLine {
 
 /// A branch a job moved, from which commit to which.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RefMove {
     pub branch: String,
     pub from: String,
@@ -165,6 +170,7 @@ pub struct RefMove {
 
 /// A branch whose restack stopped on a conflict; its subtree was left untouched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BranchConflict {
     pub branch: String,
     /// The commit being replayed when the conflict happened.
@@ -177,6 +183,7 @@ pub struct BranchConflict {
 
 /// What a finished job changed. Every field is empty for a job that changed nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct JobResult {
     #[serde(default)]
     pub moved: Vec<RefMove>,
@@ -191,6 +198,7 @@ pub struct JobResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Job {
     pub id: String,
     pub repo_id: String,

@@ -6,6 +6,7 @@ use crate::Timestamp;
 
 /// Where the cached branch projection of a repo stands relative to its remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum BranchSyncStatus {
     /// Registered, never synced yet.
@@ -40,6 +41,7 @@ impl BranchSyncStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Repo {
     pub id: String,
     pub name: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Branch, Job, Repo, Task};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreateRepoRequest {
     pub name: String,
     pub remote_url: String,
@@ -13,6 +14,7 @@ pub struct CreateRepoRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreateRepoResponse {
     pub repo: Repo,
     /// The repo's first sync (its clone), already queued.
@@ -22,6 +24,7 @@ pub struct CreateRepoResponse {
 /// `kind` stays a string here so that an unknown kind gets its own precise error, not a generic
 /// decoding failure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ActionRequest {
     pub kind: String,
     #[serde(default)]
@@ -31,6 +34,7 @@ pub struct ActionRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreateTaskRequest {
     pub title: String,
     pub branch: String,
@@ -40,47 +44,56 @@ pub struct CreateTaskRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RepoResponse {
     pub repo: Repo,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReposResponse {
     pub repos: Vec<Repo>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct JobResponse {
     pub job: Job,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct JobsResponse {
     pub jobs: Vec<Job>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BranchesResponse {
     pub branches: Vec<Branch>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TaskResponse {
     pub task: Task,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TasksResponse {
     pub tasks: Vec<Task>,
 }
 
 /// `{"error": {"code", "message"}}`, the body of every 4xx and 5xx answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub error: ErrorInfo,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorInfo {
     /// A stable snake_case code that programs can match on.
     pub code: String,

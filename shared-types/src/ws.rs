@@ -9,12 +9,14 @@ use crate::Timestamp;
 
 /// Where a client stands on a topic: the epoch of the log and the last position it has applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Cursor {
     pub epoch: String,
     pub position: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     Subscribe {
@@ -38,6 +40,7 @@ pub enum ClientMessage {
 /// One change to one row of a topic view. `key` identifies the row within its topic: the repo id,
 /// job id, branch name, task id, or `{job_id}/lines/{seq}` for a progress line on `job/{id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     Upsert { key: String, row: serde_json::Value },
@@ -53,6 +56,7 @@ impl Op {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     Snapshot {

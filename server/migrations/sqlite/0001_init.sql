@@ -97,6 +97,8 @@ CREATE TABLE branches (
     insertions           INTEGER NOT NULL,
     deletions            INTEGER NOT NULL,
     active_job_id        TEXT,
+    -- JSON: the conflict the last restack of this branch stopped on, if any.
+    conflict             TEXT,
     first_seen_at        INTEGER NOT NULL,
     last_seen_at         INTEGER NOT NULL,
     updated_at           INTEGER NOT NULL,

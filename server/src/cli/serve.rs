@@ -28,6 +28,12 @@ pub struct ServeArgs {
     /// Admin token to accept; otherwise one is generated at first start and kept in the data dir.
     #[arg(long = "admin-token", env = "GANTRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Create a local demo remote with a stack of branches, and register it.
+    #[arg(long)]
+    pub demo: bool,
+    /// The git program to run (default: git on PATH).
+    #[arg(long, env = "GANTRY_GIT")]
+    pub git: Option<PathBuf>,
     /// Allow repos whose remote is a local path or file:// URL.
     #[arg(long, env = "GANTRY_ALLOW_FILE_REMOTES")]
     pub allow_file_remotes: bool,
@@ -81,10 +87,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database_url: args.database_url,
         admin_token: args.token,
         allow_file_remotes: args.allow_file_remotes,
+        demo: args.demo,
+        git_program: args.git,
         engine,
         ..ServerConfig::new(args.data_dir)
     };
-    let server = Server::start(config, default_handlers())
+    let handlers = default_handlers(&config).await;
+    let server = Server::start(config, handlers)
         .await
         .context("starting the server")?;
     println!("gantry listening on {}", server.url());

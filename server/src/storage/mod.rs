@@ -14,7 +14,9 @@ pub mod sqlite;
 
 use std::time::Duration;
 
-use gantry_types::{Branch, DiffStat, Job, JobKind, JobResult, Progress, Repo, Task};
+use gantry_types::{
+    Branch, BranchConflict, DiffStat, Job, JobKind, JobResult, Progress, Repo, Task,
+};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -145,6 +147,7 @@ pub struct BranchState {
     pub needs_restack: bool,
     pub conflicts_with_trunk: bool,
     pub diff_stat: DiffStat,
+    pub conflict: Option<BranchConflict>,
 }
 
 /// What a finished job writes besides its own row, in the same transaction.

@@ -29,7 +29,7 @@ macro_rules! branch_columns {
     () => {
         "repo_id, name, head_sha, parent, base_sha, tracked, ahead, \
     behind, needs_restack, conflicts_with_trunk, files_changed, insertions, deletions, \
-    active_job_id, first_seen_at, last_seen_at, updated_at"
+    active_job_id, conflict, first_seen_at, last_seen_at, updated_at"
     };
 }
 
@@ -127,6 +127,13 @@ pub fn branch(row: &SqliteRow) -> StorageResult<Branch> {
             deletions: u32_col(row, "deletions")?,
         },
         active_job_id: row.try_get("active_job_id")?,
+        conflict: match row.try_get::<Option<String>, _>("conflict")? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| StorageError::Corrupt(format!("branch conflict: {e}")))?,
+            ),
+            None => None,
+        },
         first_seen_at: ts(row.try_get("first_seen_at")?),
         last_seen_at: ts(row.try_get("last_seen_at")?),
         updated_at: ts(row.try_get("updated_at")?),

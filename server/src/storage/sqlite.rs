@@ -1174,15 +1174,16 @@ async fn replace_branches(
         let row = sqlx::query(concat!(
             "INSERT INTO branches (repo_id, name, head_sha, parent, base_sha, tracked, ahead, \
              behind, needs_restack, conflicts_with_trunk, files_changed, insertions, deletions, \
-             first_seen_at, last_seen_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?14) \
+             conflict, first_seen_at, last_seen_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?14, ?14, ?14) \
              ON CONFLICT (repo_id, name) DO UPDATE SET head_sha = excluded.head_sha, \
              parent = excluded.parent, base_sha = excluded.base_sha, tracked = excluded.tracked, \
              ahead = excluded.ahead, behind = excluded.behind, \
              needs_restack = excluded.needs_restack, \
              conflicts_with_trunk = excluded.conflicts_with_trunk, \
              files_changed = excluded.files_changed, insertions = excluded.insertions, \
-             deletions = excluded.deletions, last_seen_at = excluded.last_seen_at, \
+             deletions = excluded.deletions, conflict = excluded.conflict, \
+             last_seen_at = excluded.last_seen_at, \
              updated_at = excluded.updated_at \
              RETURNING ",
             branch_columns!(),
@@ -1202,6 +1203,13 @@ async fn replace_branches(
         .bind(i64::from(state.diff_stat.insertions))
         .bind(i64::from(state.diff_stat.deletions))
         .bind(now)
+        .bind(match &state.conflict {
+            Some(conflict) => Some(
+                serde_json::to_string(conflict)
+                    .map_err(|e| StorageError::Corrupt(format!("branch conflict: {e}")))?,
+            ),
+            None => None,
+        })
         .fetch_one(&mut **tx)
         .await?;
         changes.branch(&rows::branch(&row)?);
