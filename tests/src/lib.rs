@@ -4,6 +4,7 @@
 //! Tests never sleep for a fixed time to "let things happen": they wait for an observable state
 //! with a deadline, so they are both fast and robust on a loaded machine.
 
+pub mod gitrepo;
 pub mod ws;
 
 use std::path::{Path, PathBuf};
@@ -212,6 +213,22 @@ impl TestServer {
         server
     }
 
+    /// A server running the real git jobs (with `git_program` as its git, if given).
+    pub async fn start_git(git_program: Option<PathBuf>) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_path_buf();
+        let git = gantry_git::Git::discover(git_program).await.expect("git >= 2.40");
+        let handlers = gantry_server::git_jobs::GitJobs::new(git, &data_dir).registry();
+        let mut server = Self::start_in(&data_dir, handlers, |_| {}).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// The server's clone of a repo.
+    pub fn clone_dir(&self, repo_id: &str) -> PathBuf {
+        gantry_server::git_jobs::repos_dir(&self.data_dir).join(format!("{repo_id}.git"))
+    }
+
     /// A server on an existing data dir (to test restarts).
     pub async fn start_in(
         data_dir: &Path,
@@ -286,6 +303,11 @@ pub struct BinaryServer {
 impl BinaryServer {
     /// Starts `gantry serve` on `data_dir` with test handlers and a fixed admin token.
     pub async fn spawn(data_dir: &Path, extra_args: &[&str]) -> BinaryServer {
+        Self::spawn_with(data_dir, extra_args, true).await
+    }
+
+    /// Starts `gantry serve`; with `test_handlers` false it runs the real git jobs.
+    pub async fn spawn_with(data_dir: &Path, extra_args: &[&str], test_handlers: bool) -> BinaryServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
         let log = std::fs::File::create(&stderr_log).expect("log file");
@@ -297,7 +319,7 @@ impl BinaryServer {
             .args(["--bind", "127.0.0.1:0", "--allow-file-remotes"])
             .args(extra_args)
             .env("GANTRY_TOKEN", token)
-            .env("GANTRY_TEST_HANDLERS", "1")
+            .env("GANTRY_TEST_HANDLERS", if test_handlers { "1" } else { "0" })
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -376,4 +398,55 @@ pub fn time(row: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .unwrap_or_else(|| panic!("{field} is not a time in {row}"))
         .with_timezone(&chrono::Utc)
+}
+
+impl BinaryServer {
+    /// Like [`BinaryServer::spawn`], but listening on `bind` (e.g. a fixed port, so that a
+    /// restarted server is found again at the same address by clients that reconnect).
+    pub async fn spawn_bound(data_dir: &Path, bind: &str, extra_args: &[&str]) -> BinaryServer {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
+        let log = std::fs::File::create(&stderr_log).expect("log file");
+        let token = "test-admin-token";
+        let mut child = tokio::process::Command::new(gantry_binary())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--bind", bind, "--allow-file-remotes"])
+            .args(extra_args)
+            .env("GANTRY_TOKEN", token)
+            .env("GANTRY_TEST_HANDLERS", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn gantry");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(DEADLINE, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("gantry listening on ") {
+                    return Some(url.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            panic!(
+                "gantry did not start on {bind}; its log:\n{}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            )
+        });
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        BinaryServer {
+            child,
+            api: Api::new(url, token),
+            data_dir: data_dir.to_path_buf(),
+            stderr_log,
+        }
+    }
 }
