@@ -4,14 +4,17 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use gantry_types::rest::{ActionRequest, CreateRepoRequest};
-use gantry_types::{Job, JobKind, Repo};
+use gantry_types::rest::{ActionRequest, CreateRepoRequest, CreateTaskRequest, WebhookResponse};
+use gantry_types::{Job, JobKind, Repo, Task};
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::auth::{Principal, hash_token};
 use crate::engine::Engine;
-use crate::storage::{CancelOutcome, Enqueued, NewJob, StorageResult, Store};
+use crate::storage::{
+    CancelOutcome, Enqueued, NewJob, NewTask, StorageError, StorageResult, Store,
+};
 use crate::validate;
+use crate::webhook;
 use crate::ws::WsConfig;
 use crate::ws::registry::Connections;
 use gantry_projections::Hub;
@@ -22,6 +25,8 @@ pub struct AppConfig {
     pub allow_file_remotes: bool,
     pub max_attempts: u32,
     pub ws: WsConfig,
+    /// A cached branch row older than this is stale: a task on it waits for a register job.
+    pub stale_after: std::time::Duration,
 }
 
 pub struct App {
@@ -124,6 +129,11 @@ impl App {
                 ),
                 other => other.into(),
             })?;
+        if let Some(secret) = req.webhook_secret.as_deref().filter(|s| !s.is_empty()) {
+            self.store
+                .set_webhook_secret(&created.0.id, Some(secret))
+                .await?;
+        }
         self.engine.wake();
         Ok(created)
     }
@@ -157,6 +167,124 @@ impl App {
             self.engine.wake();
         }
         Ok(enqueued)
+    }
+
+    /// Creates a task on a branch without ever touching git: from the cached branch row when it
+    /// is fresh, otherwise pending a register job.
+    pub async fn create_task(
+        &self,
+        principal: &Principal,
+        repo_id: &str,
+        req: CreateTaskRequest,
+    ) -> ApiResult<Task> {
+        let repo = self.repo(principal, repo_id).await?;
+        let title = req.title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err(ApiError::invalid(
+                "invalid_title",
+                "title must be 1-200 characters",
+            ));
+        }
+        validate::branch_name("branch", &req.branch)?;
+        if req.branch == repo.trunk {
+            return Err(ApiError::invalid(
+                "branch_is_trunk",
+                "a task needs a branch of its own, not the trunk",
+            ));
+        }
+        let (task, job) = self
+            .store
+            .create_task(NewTask {
+                repo_id: repo.id,
+                title: title.to_owned(),
+                branch: req.branch,
+                allow_shared_branch: req.allow_shared_branch,
+                stale_after: self.config.stale_after,
+                max_attempts: self.config.max_attempts,
+            })
+            .await
+            .map_err(|e| match e {
+                StorageError::BranchClaimed(task) => ApiError::conflict(
+                    "branch_claimed",
+                    format!("task {task} already works on this branch; pass allow_shared_branch to share it"),
+                ),
+                other => other.into(),
+            })?;
+        if job.is_some() {
+            self.engine.wake();
+        }
+        Ok(task)
+    }
+
+    /// A GitHub webhook delivery: a verified `push` queues a sync of every repo it concerns.
+    pub async fn github_webhook(
+        &self,
+        event: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> ApiResult<WebhookResponse> {
+        let ignored = |reason: &str| WebhookResponse {
+            status: "ignored".into(),
+            reason: Some(reason.into()),
+            jobs: vec![],
+        };
+        let payload: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| ApiError::invalid("invalid_json", "the webhook body is not JSON"))?;
+        let targets = self
+            .store
+            .webhook_targets(&webhook::repository_urls(&payload))
+            .await?;
+        let targets: Vec<_> = targets.into_iter().filter(|t| t.secret.is_some()).collect();
+        if targets.is_empty() {
+            return Ok(ignored("no repo with a webhook secret has this remote"));
+        }
+        let signature = signature.unwrap_or_default();
+        let verified: Vec<_> = targets
+            .into_iter()
+            .filter(|t| {
+                t.secret
+                    .as_deref()
+                    .is_some_and(|s| webhook::verify_signature(s.as_bytes(), body, signature))
+            })
+            .collect();
+        if verified.is_empty() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "X-Hub-Signature-256 does not match the repo's webhook secret",
+            ));
+        }
+        match event {
+            Some("push") => {}
+            Some("ping") => return Ok(ignored("ping")),
+            other => {
+                return Ok(ignored(&format!(
+                    "event {:?} does not change branches",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+        let mut jobs = Vec::new();
+        for target in verified {
+            let enqueued = self
+                .store
+                .enqueue_job(NewJob {
+                    repo_id: target.repo_id,
+                    kind: JobKind::SyncRepo,
+                    branch: None,
+                    parent: None,
+                    max_attempts: self.config.max_attempts,
+                    idempotency_key: None,
+                })
+                .await?;
+            jobs.push(enqueued.into_job());
+        }
+        self.engine.wake();
+        Ok(WebhookResponse {
+            status: "queued".into(),
+            reason: None,
+            jobs,
+        })
     }
 
     pub async fn job(&self, principal: &Principal, job_id: &str) -> ApiResult<Job> {

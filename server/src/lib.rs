@@ -12,4 +12,5 @@ pub mod projector;
 pub mod server;
 pub mod storage;
 pub mod validate;
+pub mod webhook;
 pub mod ws;

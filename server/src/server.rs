@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub projections: ProjectionConfig,
     pub ws: WsConfig,
     pub max_body_bytes: usize,
+    /// A cached branch row older than this is stale for task creation.
+    pub stale_after: Duration,
 }
 
 impl ServerConfig {
@@ -52,6 +54,7 @@ impl ServerConfig {
             projections: ProjectionConfig::default(),
             ws: WsConfig::default(),
             max_body_bytes: 64 * 1024,
+            stale_after: Duration::from_secs(300),
         }
     }
 }
@@ -126,6 +129,7 @@ impl Server {
                 allow_file_remotes: config.allow_file_remotes,
                 max_attempts: config.engine.max_attempts,
                 ws: config.ws.clone(),
+                stale_after: config.stale_after,
             },
         ));
 

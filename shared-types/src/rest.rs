@@ -11,6 +11,9 @@ pub struct CreateRepoRequest {
     pub remote_url: String,
     #[serde(default)]
     pub trunk: Option<String>,
+    /// The secret GitHub signs this repo's webhooks with (`POST /v1/hooks/github`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,6 +86,18 @@ pub struct TaskResponse {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TasksResponse {
     pub tasks: Vec<Task>,
+}
+
+/// The answer to a webhook delivery: `queued` with the sync jobs (new or already standing), or
+/// `ignored` with the reason (an event other than `push`, or no repo with that remote).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WebhookResponse {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub jobs: Vec<Job>,
 }
 
 /// `{"error": {"code", "message"}}`, the body of every 4xx and 5xx answer.

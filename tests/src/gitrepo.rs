@@ -13,7 +13,14 @@ pub struct Remote {
 
 fn run(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
-        .args(["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgSign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_AUTHOR_NAME", "Person")
@@ -39,8 +46,20 @@ impl Remote {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&bare).expect("bare dir");
         run(&bare, &["init", "--bare", "--quiet"]);
-        run(dir.path(), &["clone", "--quiet", bare.to_str().expect("utf-8 path"), "work"]);
-        let remote = Remote { _dir: dir, bare, work };
+        run(
+            dir.path(),
+            &[
+                "clone",
+                "--quiet",
+                bare.to_str().expect("utf-8 path"),
+                "work",
+            ],
+        );
+        let remote = Remote {
+            _dir: dir,
+            bare,
+            work,
+        };
         remote.commit("README.md", "hello\n", "initial");
         remote.git(&["push", "--quiet", "origin", "main"]);
         remote
@@ -87,7 +106,13 @@ impl Remote {
 
     /// Brings the person's clone up to date with the remote (after gantry pushed).
     pub fn pull_all(&self) {
-        self.git(&["fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*"]);
+        self.git(&[
+            "fetch",
+            "--quiet",
+            "--prune",
+            "origin",
+            "+refs/heads/*:refs/remotes/origin/*",
+        ]);
     }
 
     pub fn sha(&self, branch: &str) -> String {
@@ -101,7 +126,12 @@ impl Remote {
     /// Whether `ancestor` is in the history of `branch` on the remote.
     pub fn contains(&self, branch: &str, ancestor_sha: &str) -> bool {
         Command::new("git")
-            .args(["merge-base", "--is-ancestor", ancestor_sha, &format!("refs/heads/{branch}")])
+            .args([
+                "merge-base",
+                "--is-ancestor",
+                ancestor_sha,
+                &format!("refs/heads/{branch}"),
+            ])
             .current_dir(&self.bare)
             .status()
             .expect("git merge-base")
@@ -110,7 +140,15 @@ impl Remote {
 
     /// The patch-ids of the commits in `head` that are not in `base`, on the remote.
     pub fn patch_ids(&self, base: &str, head: &str) -> BTreeSet<String> {
-        let log = run(&self.bare, &["log", "-p", "--format=commit %H", &format!("{base}..{head}")]);
+        let log = run(
+            &self.bare,
+            &[
+                "log",
+                "-p",
+                "--format=commit %H",
+                &format!("{base}..{head}"),
+            ],
+        );
         let output = Command::new("git")
             .args(["patch-id", "--stable"])
             .current_dir(&self.bare)
@@ -119,7 +157,11 @@ impl Remote {
             .spawn()
             .and_then(|mut child| {
                 use std::io::Write;
-                child.stdin.take().expect("stdin").write_all(log.as_bytes())?;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(log.as_bytes())?;
                 child.wait_with_output()
             })
             .expect("git patch-id");
@@ -138,8 +180,18 @@ impl Default for Remote {
 
 /// Every `refs/heads/*` of a repository, by branch name.
 pub fn refs_of(git_dir: &Path) -> BTreeMap<String, String> {
-    run(git_dir, &["for-each-ref", "--format=%(refname:strip=2) %(objectname)", "refs/heads"])
-        .lines()
-        .filter_map(|line| line.split_once(' ').map(|(n, s)| (n.to_owned(), s.to_owned())))
-        .collect()
+    run(
+        git_dir,
+        &[
+            "for-each-ref",
+            "--format=%(refname:strip=2) %(objectname)",
+            "refs/heads",
+        ],
+    )
+    .lines()
+    .filter_map(|line| {
+        line.split_once(' ')
+            .map(|(n, s)| (n.to_owned(), s.to_owned()))
+    })
+    .collect()
 }

@@ -215,11 +215,20 @@ impl TestServer {
 
     /// A server running the real git jobs (with `git_program` as its git, if given).
     pub async fn start_git(git_program: Option<PathBuf>) -> TestServer {
+        Self::start_git_with(git_program, |_| {}).await
+    }
+
+    pub async fn start_git_with(
+        git_program: Option<PathBuf>,
+        tune: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_path_buf();
-        let git = gantry_git::Git::discover(git_program).await.expect("git >= 2.40");
+        let git = gantry_git::Git::discover(git_program)
+            .await
+            .expect("git >= 2.40");
         let handlers = gantry_server::git_jobs::GitJobs::new(git, &data_dir).registry();
-        let mut server = Self::start_in(&data_dir, handlers, |_| {}).await;
+        let mut server = Self::start_in(&data_dir, handlers, tune).await;
         server._dir = Some(dir);
         server
     }
@@ -307,7 +316,11 @@ impl BinaryServer {
     }
 
     /// Starts `gantry serve`; with `test_handlers` false it runs the real git jobs.
-    pub async fn spawn_with(data_dir: &Path, extra_args: &[&str], test_handlers: bool) -> BinaryServer {
+    pub async fn spawn_with(
+        data_dir: &Path,
+        extra_args: &[&str],
+        test_handlers: bool,
+    ) -> BinaryServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
         let log = std::fs::File::create(&stderr_log).expect("log file");
@@ -319,7 +332,10 @@ impl BinaryServer {
             .args(["--bind", "127.0.0.1:0", "--allow-file-remotes"])
             .args(extra_args)
             .env("GANTRY_TOKEN", token)
-            .env("GANTRY_TEST_HANDLERS", if test_handlers { "1" } else { "0" })
+            .env(
+                "GANTRY_TEST_HANDLERS",
+                if test_handlers { "1" } else { "0" },
+            )
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

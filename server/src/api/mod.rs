@@ -2,8 +2,10 @@
 
 pub mod error;
 pub mod extract;
+mod hooks;
 mod jobs;
 mod repos;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -28,6 +30,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/jobs/{job_id}", get(jobs::get))
         .route("/v1/jobs/{job_id}/cancel", post(jobs::cancel))
         .route("/v1/ws", get(crate::ws::upgrade))
+        .route(
+            "/v1/repos/{repo_id}/tasks",
+            post(tasks::create).get(tasks::list),
+        )
+        .route("/v1/hooks/github", post(hooks::github))
         .fallback(|| async {
             ApiError::not_found("route_not_found", "no such endpoint; see CONTRACT.md")
         })

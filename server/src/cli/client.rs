@@ -68,6 +68,7 @@ pub async fn repo_add(
         name: name.to_owned(),
         remote_url: remote_url.to_owned(),
         trunk: Some(trunk.to_owned()),
+        webhook_secret: None,
     };
     let created: CreateRepoResponse = client
         .send(client.http.post(client.url("/v1/repos")).json(&body))

@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// Finished jobs kept per repo.
     #[arg(long, env = "GANTRY_KEEP_JOBS_PER_REPO", default_value_t = 1000)]
     pub keep_jobs_per_repo: u32,
+    /// Seconds after which a repo's branches are refreshed by a queued sync (0: never).
+    #[arg(long, env = "GANTRY_REFRESH_SECS", default_value_t = 600)]
+    pub refresh_secs: u64,
+    /// Seconds after which a cached branch row is stale for task creation.
+    #[arg(long, env = "GANTRY_STALE_AFTER_SECS", default_value_t = 300)]
+    pub stale_after_secs: u64,
     #[arg(long, env = "GANTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
@@ -82,6 +88,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine.retry.base = Duration::from_millis(args.retry_base_ms);
     engine.prune.finished_job_max_age = Duration::from_secs(args.keep_jobs_days * 24 * 3600);
     engine.prune.finished_jobs_per_repo = args.keep_jobs_per_repo;
+    engine.refresh_interval =
+        (args.refresh_secs > 0).then(|| Duration::from_secs(args.refresh_secs));
     let config = ServerConfig {
         bind: args.bind,
         database_url: args.database_url,
@@ -89,6 +97,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         allow_file_remotes: args.allow_file_remotes,
         demo: args.demo,
         git_program: args.git,
+        stale_after: Duration::from_secs(args.stale_after_secs),
         engine,
         ..ServerConfig::new(args.data_dir)
     };

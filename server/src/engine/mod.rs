@@ -43,6 +43,8 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     pub prune: PrunePolicy,
     pub prune_interval: Duration,
+    /// Queue a `sync_repo` for repos not synced for this long (`None`: never).
+    pub refresh_interval: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
                 change_log_max_rows: 100_000,
             },
             prune_interval: Duration::from_secs(300),
+            refresh_interval: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -202,6 +205,11 @@ impl Engine {
     async fn maintain(self: Arc<Self>) {
         let mut lease_check = tokio::time::interval(self.config.lease / 2);
         let mut prune = tokio::time::interval(self.config.prune_interval);
+        let refresh_every = self
+            .config
+            .refresh_interval
+            .map(|i| (i / 4).clamp(Duration::from_millis(50), Duration::from_secs(30)));
+        let mut refresh = tokio::time::interval(refresh_every.unwrap_or(Duration::from_secs(3600)));
         loop {
             tokio::select! {
                 _ = lease_check.tick() => {
@@ -221,6 +229,17 @@ impl Engine {
                         }
                         Ok(_) => {}
                         Err(error) => warn!(%error, "pruning failed"),
+                    }
+                }
+                _ = refresh.tick(), if self.config.refresh_interval.is_some() => {
+                    let interval = self.config.refresh_interval.unwrap_or_default();
+                    match self.store.enqueue_due_syncs(interval, self.config.max_attempts).await {
+                        Ok(jobs) if !jobs.is_empty() => {
+                            info!(count = jobs.len(), "queued periodic branch refreshes");
+                            self.wake();
+                        }
+                        Ok(_) => {}
+                        Err(error) => warn!(%error, "queueing periodic refreshes failed"),
                     }
                 }
                 () = self.shutdown.cancelled() => return,

@@ -43,6 +43,9 @@ pub enum StorageError {
     NotFound(&'static str),
     #[error("job {0} has already finished")]
     JobFinished(String),
+    /// A live task already claims the branch.
+    #[error("branch is claimed by task {0}")]
+    BranchClaimed(String),
     /// The same Idempotency-Key was used before for a different action.
     #[error("idempotency key was used for another action (job {0})")]
     IdempotencyMismatch(String),
@@ -88,6 +91,28 @@ impl NewJob {
             self.parent.as_deref().unwrap_or("")
         )
     }
+}
+
+/// A task to create, as accepted by the request path.
+#[derive(Clone, Debug)]
+pub struct NewTask {
+    pub repo_id: String,
+    pub title: String,
+    pub branch: String,
+    /// Create it even if a live task already claims the branch.
+    pub allow_shared_branch: bool,
+    /// A cached branch row seen longer ago than this is stale.
+    pub stale_after: Duration,
+    /// For the register job, when one is needed.
+    pub max_attempts: u32,
+}
+
+/// A repo a webhook may concern, with what is needed to verify it.
+#[derive(Clone, Debug)]
+pub struct WebhookTarget {
+    pub repo_id: String,
+    pub org_id: String,
+    pub secret: Option<String>,
 }
 
 /// The answer to an accept: a new job, or the job that already stands for the same request.
@@ -264,6 +289,36 @@ impl Store {
         first_sync: NewJob,
     ) -> StorageResult<(Repo, Job)> {
         dispatch!(self.create_repo(org_id, name, remote_url, trunk, first_sync))
+    }
+
+    pub async fn set_webhook_secret(
+        &self,
+        repo_id: &str,
+        secret: Option<&str>,
+    ) -> StorageResult<()> {
+        dispatch!(self.set_webhook_secret(repo_id, secret))
+    }
+
+    /// The repos whose remote is one of `urls`, in any organisation.
+    pub async fn webhook_targets(&self, urls: &[String]) -> StorageResult<Vec<WebhookTarget>> {
+        dispatch!(self.webhook_targets(urls))
+    }
+
+    /// Creates a task: `ready` from a fresh cached branch row, otherwise `pending_branch_attach`
+    /// with a register job (the queued or running one for that branch, or a new one).
+    /// Returns the task and the job it created, if any.
+    pub async fn create_task(&self, new: NewTask) -> StorageResult<(Task, Option<Job>)> {
+        dispatch!(self.create_task(new))
+    }
+
+    /// Queues a `sync_repo` for every repo not synced within `interval` and without a sync queued,
+    /// running, or created within `interval`. Safe to run from several timers or nodes.
+    pub async fn enqueue_due_syncs(
+        &self,
+        interval: Duration,
+        max_attempts: u32,
+    ) -> StorageResult<Vec<Job>> {
+        dispatch!(self.enqueue_due_syncs(interval, max_attempts))
     }
 
     pub async fn list_repos(&self, org_id: &str) -> StorageResult<Vec<Repo>> {

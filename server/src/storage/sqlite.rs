@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_types::ws::Op;
-use gantry_types::{Branch, Job, JobStatus, Progress, ProgressLine, Repo, Task};
+use gantry_types::{
+    Branch, Job, JobKind, JobStatus, Progress, ProgressLine, Repo, Task, TaskStatus,
+};
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -25,7 +27,7 @@ use super::changes::{ChangeSet, StoredChange, TopicKey};
 use super::rows;
 use super::{
     BranchLink, BranchState, CancelOutcome, ClaimedJob, Enqueued, JobEffects, JobEnd, LeaseRenewed,
-    NewJob, ProjectionSeed, PrunePolicy, StorageError, StorageResult,
+    NewJob, NewTask, ProjectionSeed, PrunePolicy, StorageError, StorageResult, WebhookTarget,
 };
 use crate::auth::{Principal, Scope};
 use crate::clock::{ms_after, now_ms, ts};
@@ -266,6 +268,162 @@ impl SqliteStore {
         changes.job(&job);
         self.commit(tx, changes).await?;
         Ok((repo, job))
+    }
+
+    pub async fn set_webhook_secret(
+        &self,
+        repo_id: &str,
+        secret: Option<&str>,
+    ) -> StorageResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE repos SET webhook_secret = ?2 WHERE id = ?1")
+            .bind(repo_id)
+            .bind(secret)
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx, ChangeSet::default()).await
+    }
+
+    pub async fn webhook_targets(&self, urls: &[String]) -> StorageResult<Vec<WebhookTarget>> {
+        let mut targets = Vec::new();
+        for url in urls {
+            let rows =
+                sqlx::query("SELECT id, org_id, webhook_secret FROM repos WHERE remote_url = ?1")
+                    .bind(url)
+                    .fetch_all(&self.read)
+                    .await?;
+            for row in &rows {
+                let repo_id: String = row.try_get("id")?;
+                if targets.iter().any(|t: &WebhookTarget| t.repo_id == repo_id) {
+                    continue;
+                }
+                targets.push(WebhookTarget {
+                    repo_id,
+                    org_id: row.try_get("org_id")?,
+                    secret: row.try_get("webhook_secret")?,
+                });
+            }
+        }
+        Ok(targets)
+    }
+
+    pub async fn create_task(&self, new: NewTask) -> StorageResult<(Task, Option<Job>)> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        if !new.allow_shared_branch {
+            let claimed: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM tasks WHERE repo_id = ?1 AND branch = ?2 \
+                 AND status IN ('pending_branch_attach', 'ready') ORDER BY created_at LIMIT 1",
+            )
+            .bind(&new.repo_id)
+            .bind(&new.branch)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(task) = claimed {
+                return Err(StorageError::BranchClaimed(task));
+            }
+        }
+        let fresh_head: Option<String> = sqlx::query_scalar(
+            "SELECT head_sha FROM branches WHERE repo_id = ?1 AND name = ?2 AND last_seen_at >= ?3",
+        )
+        .bind(&new.repo_id)
+        .bind(&new.branch)
+        .bind(now.saturating_sub(ms(new.stale_after)))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut changes = ChangeSet::default();
+        let (status, head_sha, attach_job, created_job) = match fresh_head {
+            Some(head) => (TaskStatus::Ready, Some(head), None, None),
+            None => {
+                let standing: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM jobs WHERE repo_id = ?1 AND kind = 'register_existing_branch' \
+                     AND branch = ?2 AND status IN ('queued', 'running') ORDER BY created_at LIMIT 1",
+                )
+                .bind(&new.repo_id)
+                .bind(&new.branch)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match standing {
+                    Some(job_id) => (TaskStatus::PendingBranchAttach, None, Some(job_id), None),
+                    None => {
+                        let job = insert_job(
+                            &mut tx,
+                            &NewJob {
+                                repo_id: new.repo_id.clone(),
+                                kind: JobKind::RegisterExistingBranch,
+                                branch: Some(new.branch.clone()),
+                                parent: None,
+                                max_attempts: new.max_attempts,
+                                idempotency_key: None,
+                            },
+                            now,
+                        )
+                        .await?;
+                        changes.job(&job);
+                        (
+                            TaskStatus::PendingBranchAttach,
+                            None,
+                            Some(job.id.clone()),
+                            Some(job),
+                        )
+                    }
+                }
+            }
+        };
+        let row = sqlx::query(concat!(
+            "INSERT INTO tasks (id, repo_id, title, branch, status, attach_job_id, head_sha, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING ",
+            task_columns!()
+        ))
+        .bind(new_id())
+        .bind(&new.repo_id)
+        .bind(&new.title)
+        .bind(&new.branch)
+        .bind(status.as_str())
+        .bind(&attach_job)
+        .bind(&head_sha)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let task = rows::task(&row)?;
+        changes.task(&task);
+        self.commit(tx, changes).await?;
+        Ok((task, created_job))
+    }
+
+    pub async fn enqueue_due_syncs(
+        &self,
+        interval: Duration,
+        max_attempts: u32,
+    ) -> StorageResult<Vec<Job>> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let cutoff = now.saturating_sub(ms(interval));
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT r.id FROM repos r WHERE (r.branch_sync_at IS NULL OR r.branch_sync_at < ?1) \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.repo_id = r.id AND j.kind = 'sync_repo' \
+                 AND (j.status IN ('queued', 'running') OR j.created_at >= ?1))",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changes = ChangeSet::default();
+        let mut jobs = Vec::new();
+        for repo_id in due {
+            let new = NewJob {
+                repo_id,
+                kind: JobKind::SyncRepo,
+                branch: None,
+                parent: None,
+                max_attempts,
+                idempotency_key: None,
+            };
+            let job = insert_job(&mut tx, &new, now).await?;
+            changes.job(&job);
+            jobs.push(job);
+        }
+        self.commit(tx, changes).await?;
+        Ok(jobs)
     }
 
     pub async fn list_repos(&self, org_id: &str) -> StorageResult<Vec<Repo>> {
@@ -650,6 +808,7 @@ impl SqliteStore {
         if let Some(states) = effects.branches {
             replace_branches(&mut tx, &job.repo_id, states, now, &mut changes).await?;
         }
+        settle_tasks(&mut tx, &job, now, &mut changes).await?;
         let (sync_status, sync_error) = match (&end, refreshed) {
             (_, true) => ("synced", None),
             (JobEnd::Failed, false) => ("error", job.message.clone()),
@@ -758,6 +917,7 @@ impl SqliteStore {
         let job = rows::job(&row)?;
         let mut changes = ChangeSet::default();
         changes.job(&job);
+        settle_tasks(&mut tx, &job, now, &mut changes).await?;
         self.commit(tx, changes).await?;
         Ok(if requested {
             CancelOutcome::Requested(job)
@@ -1033,6 +1193,19 @@ async fn requeue_in(
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(other) = superseding {
+        let moved = sqlx::query(concat!(
+            "UPDATE tasks SET attach_job_id = ?2, updated_at = ?3 WHERE attach_job_id = ?1 \
+             AND status = 'pending_branch_attach' RETURNING ",
+            task_columns!()
+        ))
+        .bind(job_id)
+        .bind(&other)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in &moved {
+            changes.task(&rows::task(row)?);
+        }
         let message = format!("{message}; superseded by queued job {other}");
         return fail_running_in(tx, job_id, &message, now, changes).await;
     }
@@ -1085,7 +1258,73 @@ async fn fail_running_in(
     changes.job(&job);
     release_branches(tx, &job, now, changes).await?;
     update_repo_sync(tx, &job.repo_id, "restore", None, now, changes).await?;
+    settle_tasks(tx, &job, now, changes).await?;
     Ok(Some(job))
+}
+
+/// Tasks waiting on a finished register job turn `ready` with the branch's head, or
+/// `attach_failed` with the job's message, in the job's own transaction.
+async fn settle_tasks(
+    tx: &mut Tx,
+    job: &Job,
+    now: i64,
+    changes: &mut ChangeSet,
+) -> StorageResult<()> {
+    if !job.status.is_terminal() {
+        return Ok(());
+    }
+    let waiting = sqlx::query(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE attach_job_id = ?1 AND status = 'pending_branch_attach'"
+    ))
+    .bind(&job.id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &waiting {
+        let task = rows::task(row)?;
+        let head: Option<String> = if job.status == JobStatus::Completed {
+            sqlx::query_scalar("SELECT head_sha FROM branches WHERE repo_id = ?1 AND name = ?2")
+                .bind(&task.repo_id)
+                .bind(&task.branch)
+                .fetch_optional(&mut **tx)
+                .await?
+        } else {
+            None
+        };
+        let (status, message) = match (&head, job.status) {
+            (Some(_), _) => (TaskStatus::Ready, None),
+            (None, JobStatus::Completed) => (
+                TaskStatus::AttachFailed,
+                Some(format!(
+                    "branch {} was not found after registering it",
+                    task.branch
+                )),
+            ),
+            (None, status) => (
+                TaskStatus::AttachFailed,
+                Some(
+                    job.message
+                        .clone()
+                        .unwrap_or_else(|| format!("the register job ended {status}")),
+                ),
+            ),
+        };
+        let row = sqlx::query(concat!(
+            "UPDATE tasks SET status = ?2, status_message = ?3, head_sha = ?4, updated_at = ?5 \
+             WHERE id = ?1 RETURNING ",
+            task_columns!()
+        ))
+        .bind(&task.id)
+        .bind(status.as_str())
+        .bind(message)
+        .bind(head)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        changes.task(&rows::task(&row)?);
+    }
+    Ok(())
 }
 
 /// Clears `active_job_id` on the branches a finished job was working on.
