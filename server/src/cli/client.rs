@@ -116,6 +116,13 @@ pub async fn act(args: &ActArgs) -> anyhow::Result<()> {
         request = request.header("Idempotency-Key", key);
     }
     let accepted: JobResponse = client.send(request).await?;
+    if args.follow {
+        eprintln!(
+            "accepted: job {} is {}; following it",
+            accepted.job.id, accepted.job.status
+        );
+        return super::follow::follow(&args.client, accepted.job).await;
+    }
     println!("{}", serde_json::to_string_pretty(&accepted.job)?);
     eprintln!(
         "accepted: job {} is {}",

@@ -2,7 +2,10 @@
 //! where errors become `anyhow` reports and exit codes.
 
 mod client;
+mod follow;
 mod serve;
+mod subscription;
+mod watch;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -27,8 +30,14 @@ pub enum Command {
         #[command(subcommand)]
         command: RepoCommand,
     },
-    /// Enqueue an action on a repo and print the accepted job.
+    /// Enqueue an action on a repo and print the accepted job (with --follow: follow it to its
+    /// end).
     Act(ActArgs),
+    /// Print a topic's events (snapshot, resumed, diff, error) as JSON lines, resuming across
+    /// reconnects.
+    Watch(WatchArgs),
+    /// Open the terminal client: repos, branch stacks, jobs and tasks, live.
+    Tui(ClientArgs),
 }
 
 #[derive(Subcommand)]
@@ -64,6 +73,22 @@ pub struct ActArgs {
     /// first time.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Follow the job until it ends: progress and status changes on stderr, the final job on
+    /// stdout; exit status 0 only if it completed.
+    #[arg(long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// repos, repo/ID/jobs, repo/ID/branches, repo/ID/tasks or job/ID.
+    pub topic: String,
+    /// Resume from this cursor (a frame's epoch and position) instead of starting with a
+    /// snapshot.
+    #[arg(long, value_name = "EPOCH:POSITION")]
+    pub since: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -95,5 +120,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             RepoCommand::List { client } => client::repo_list(&client).await,
         },
         Command::Act(args) => client::act(&args).await,
+        Command::Watch(args) => watch::run(&args).await,
+        Command::Tui(client) => tui(client).await,
     }
+}
+
+async fn tui(client: ClientArgs) -> anyhow::Result<()> {
+    let Some(token) = client.token else {
+        anyhow::bail!(
+            "no token: pass --token or set GANTRY_TOKEN (the server prints one at first start)"
+        );
+    };
+    gantry_tui::run(gantry_tui::TuiOptions::new(client.server, token)).await?;
+    Ok(())
 }
