@@ -28,6 +28,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/jobs/{job_id}", get(jobs::get))
         .route("/v1/jobs/{job_id}/cancel", post(jobs::cancel))
         .route("/v1/ws", get(crate::ws::upgrade))
+        .merge(crate::dashboard::routes())
         .fallback(|| async {
             ApiError::not_found("route_not_found", "no such endpoint; see CONTRACT.md")
         })
