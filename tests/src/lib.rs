@@ -35,6 +35,8 @@ pub fn fast_engine() -> EngineConfig {
             cap: Duration::from_millis(200),
         },
         shutdown_grace: Duration::from_secs(5),
+        // Tests that want the periodic refresh turn it on; others must not see its syncs.
+        refresh_interval: None,
         ..EngineConfig::default()
     }
 }
@@ -321,6 +323,10 @@ impl BinaryServer {
         extra_args: &[&str],
         test_handlers: bool,
     ) -> BinaryServer {
+        Self::launch(data_dir, "127.0.0.1:0", extra_args, test_handlers).await
+    }
+
+    async fn launch(data_dir: &Path, bind: &str, extra_args: &[&str], test_handlers: bool) -> BinaryServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
         let log = std::fs::File::create(&stderr_log).expect("log file");
@@ -329,7 +335,7 @@ impl BinaryServer {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--bind", "127.0.0.1:0", "--allow-file-remotes"])
+            .args(["--bind", bind, "--allow-file-remotes", "--refresh-secs", "0"])
             .args(extra_args)
             .env("GANTRY_TOKEN", token)
             .env(
@@ -420,49 +426,6 @@ impl BinaryServer {
     /// Like [`BinaryServer::spawn`], but listening on `bind` (e.g. a fixed port, so that a
     /// restarted server is found again at the same address by clients that reconnect).
     pub async fn spawn_bound(data_dir: &Path, bind: &str, extra_args: &[&str]) -> BinaryServer {
-        std::fs::create_dir_all(data_dir).expect("data dir");
-        let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
-        let log = std::fs::File::create(&stderr_log).expect("log file");
-        let token = "test-admin-token";
-        let mut child = tokio::process::Command::new(gantry_binary())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--bind", bind, "--allow-file-remotes"])
-            .args(extra_args)
-            .env("GANTRY_TOKEN", token)
-            .env("GANTRY_TEST_HANDLERS", "1")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn gantry");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(DEADLINE, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("gantry listening on ") {
-                    return Some(url.trim().to_owned());
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            panic!(
-                "gantry did not start on {bind}; its log:\n{}",
-                std::fs::read_to_string(&stderr_log).unwrap_or_default()
-            )
-        });
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        BinaryServer {
-            child,
-            api: Api::new(url, token),
-            data_dir: data_dir.to_path_buf(),
-            stderr_log,
-        }
+        Self::launch(data_dir, bind, extra_args, true).await
     }
 }

@@ -35,6 +35,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(tasks::create).get(tasks::list),
         )
         .route("/v1/hooks/github", post(hooks::github))
+        .merge(crate::dashboard::routes())
         .fallback(|| async {
             ApiError::not_found("route_not_found", "no such endpoint; see CONTRACT.md")
         })
