@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use gantry_types::rest::{
     ActionRequest, BranchesResponse, CreateRepoRequest, CreateRepoResponse, CreateTaskRequest,
     ErrorBody, JobResponse, JobsResponse, RepoResponse, ReposResponse, TaskResponse, TasksResponse,
+    WebhookResponse,
 };
 use gantry_types::ws::{ClientMessage, ServerMessage};
 use gantry_types::{Branch, Job, ProgressLine, Repo, Task};
@@ -70,6 +71,7 @@ fn export_typescript_bindings() {
         BranchesResponse,
         TaskResponse,
         TasksResponse,
+        WebhookResponse,
         ErrorBody,
     );
     assert!(dir.join("Job.ts").exists());
