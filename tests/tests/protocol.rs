@@ -168,9 +168,14 @@ async fn blocked_repo(server: &TestServer, name: &str) -> String {
         .api
         .act(&repo, "rebase_branch", Some(&format!("block-{name}")), None)
         .await;
+    // Settled once its one progress report ("blocked until released") is written: that update
+    // commits after the `running` transition, and on a slower database it could otherwise land
+    // after the test's snapshot.
     server
         .api
-        .wait_status(blocker["id"].as_str().unwrap(), "running")
+        .wait_job(blocker["id"].as_str().unwrap(), "blocked", |job| {
+            job["status"] == "running" && job["progress"]["step"] == 1
+        })
         .await;
     repo
 }

@@ -583,7 +583,7 @@ impl PgStore {
                 Ok(BranchLink {
                     name: row.try_get("name")?,
                     parent: row.try_get("parent")?,
-                    tracked: row.try_get::<i64, _>("tracked")? != 0,
+                    tracked: row.try_get("tracked")?,
                 })
             })
             .collect()
