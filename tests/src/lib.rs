@@ -315,6 +315,15 @@ pub async fn postgres_only(test: &str) -> Option<String> {
     Some(url)
 }
 
+/// A database that several servers of one test share: a fresh PostgreSQL schema in the
+/// PostgreSQL pass, `None` on SQLite (where one file belongs to one process).
+pub async fn shared_database() -> Option<String> {
+    if !gantry_server::test_support::postgres_selected() {
+        return None;
+    }
+    postgres_only("shared_database").await
+}
+
 /// Extra `gantry serve` arguments that put a binary server on the selected backend, unless the
 /// test chose a database itself.
 async fn database_args(data_dir: &Path, extra_args: &[&str]) -> Vec<String> {

@@ -78,6 +78,14 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Whether `error` is a statement given up after `lock_timeout`.
+fn lock_timed_out(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("55P03"),
+        _ => false,
+    }
+}
+
 /// Whether `error` is a unique violation of the index `constraint`.
 fn violates(error: &sqlx::Error, constraint: &str) -> bool {
     match error {
@@ -717,7 +725,8 @@ impl PgStore {
                 // Another node claimed a job of the same repo at the same moment and committed
                 // first. That repo is now busy, so the next try looks past it; after a few
                 // tries "nothing claimed now" is the answer, not an error.
-                Err(StorageError::Database(e)) if violates(&e, "jobs_one_running_per_repo") => {}
+                Err(StorageError::Database(e))
+                    if violates(&e, "jobs_one_running_per_repo") || lock_timed_out(&e) => {}
                 other => return other,
             }
         }
@@ -730,27 +739,47 @@ impl PgStore {
         lease: Duration,
     ) -> StorageResult<Option<ClaimedJob>> {
         let mut tx = self.begin().await?;
-        let now = now_ms();
-        let row = sqlx::query(concat!(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $1, \
-             updated_at = $1, completed_at = NULL, lease_owner = $2, lease_expires_at = $3, \
-             progress_step = NULL, progress_total = NULL, progress_text = NULL \
+        let due = now_ms();
+        // The claim can wait inside the unique index: when its snapshot predates another node's
+        // claim on the same repo, it waits on that job's writes (progress, then its end) until
+        // the job stops running, and only then becomes the repo's running job. The wait is cut
+        // short, so that a busy repo never holds up this node's claims on other repos, and the
+        // start time is taken afterwards.
+        sqlx::query("SET LOCAL lock_timeout = '200ms'")
+            .execute(&mut *tx)
+            .await?;
+        let claimed: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, completed_at = NULL, \
+             lease_owner = $2, progress_step = NULL, progress_total = NULL, progress_text = NULL \
              WHERE id = (SELECT j.id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= $1 \
                  AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.repo_id = j.repo_id \
                                  AND r.status = 'running') \
                  ORDER BY j.run_at, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
-             RETURNING ",
+             RETURNING id",
+        )
+        .bind(due)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job_id) = claimed else {
+            return Ok(None);
+        };
+        // The rest waits like any writer (for the change counter, under load).
+        sqlx::query("SET LOCAL lock_timeout = DEFAULT")
+            .execute(&mut *tx)
+            .await?;
+        let now = now_ms();
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET started_at = $2, updated_at = $2, lease_expires_at = $3 \
+             WHERE id = $1 RETURNING ",
             job_columns!(),
             ""
         ))
+        .bind(&job_id)
         .bind(now)
-        .bind(worker)
         .bind(now.saturating_add(ms(lease)))
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
         let job = rows::job(&row)?;
         let repo_row = sqlx::query(concat!(
             "UPDATE repos SET branch_sync_status = 'syncing', updated_at = $2 WHERE id = $1 \
