@@ -420,7 +420,7 @@ async fn sigkill_of_the_node_running_a_restack_lets_the_other_finish_it() {
         "--git",
         git.to_str().unwrap(),
     ];
-    let mut nodes = vec![
+    let mut nodes = [
         Some(BinaryServer::spawn_with(&dir.path().join("a"), &args, false).await),
         Some(BinaryServer::spawn_with(&dir.path().join("b"), &args, false).await),
     ];
