@@ -381,7 +381,12 @@ async fn the_periodic_refresh_syncs_and_the_repos_topic_shows_branch_sync_at() {
             }
         }
     }
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    // Compared as times: RFC 3339 text omits a zero fraction, so it does not sort as text.
+    let parse = |at: &String| chrono::DateTime::parse_from_rfc3339(at).expect("an RFC 3339 time");
+    assert!(
+        seen.windows(2).all(|w| parse(&w[0]) < parse(&w[1])),
+        "{seen:?}"
+    );
     let (_, jobs) = api.get(&format!("/v1/repos/{repo}/jobs?limit=1000")).await;
     let syncs = jobs["jobs"]
         .as_array()
