@@ -1,6 +1,7 @@
 //! Several nodes on one database: concurrent writers and one gapless order for every subscriber,
-//! 200 jobs shared by two real `gantry serve` processes, a node killed mid-restack, database
-//! connections cut under load, and admin tokens that work on every node.
+//! 200 jobs shared by two real `gantry serve` processes, identical requests racing on two nodes,
+//! a node killed mid-restack, database connections cut under load, and admin tokens that work on
+//! every node.
 //!
 //! The concurrent-writers test runs on both backends (one node on SQLite, two on PostgreSQL);
 //! the others need PostgreSQL and run in its pass of the suite (`GANTRY_TEST_DATABASE=postgres`).
@@ -669,4 +670,65 @@ async fn each_nodes_generated_admin_token_works_on_every_node() {
             .trim(),
         token_a
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_requests_racing_on_two_nodes_get_one_job() {
+    let Some(url) = postgres_only("identical_requests_racing_on_two_nodes").await else {
+        return;
+    };
+    let a = node(&url, |_| {}).await;
+    let b = node(&url, |_| {}).await;
+    let repo = quiet_repo(&a.api, "race").await;
+    let blocker = a
+        .api
+        .act(&repo, "rebase_branch", Some("block-race"), None)
+        .await;
+    a.api
+        .wait_status(blocker["id"].as_str().unwrap(), "running")
+        .await;
+
+    // 40 targets, each requested at the same moment through both nodes (half of them with an
+    // Idempotency-Key too): each pair must name one job, and each target must have one.
+    let path = format!("/v1/repos/{repo}/actions");
+    let mut pairs = Vec::new();
+    for n in 0..40 {
+        let body = json!({"kind": "restack_subtree", "branch": format!("race-{n}")});
+        let key = format!("race-key-{n}");
+        let headers: Vec<(&str, String)> = if n % 2 == 0 {
+            vec![("idempotency-key", key)]
+        } else {
+            Vec::new()
+        };
+        let send = |api: Api| {
+            let (path, body, headers) = (path.clone(), body.clone(), headers.clone());
+            tokio::spawn(async move {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                api.post_with(&path, &body, &headers).await
+            })
+        };
+        pairs.push((send(a.api.clone()), send(b.api.clone())));
+    }
+    for (n, (on_a, on_b)) in pairs.into_iter().enumerate() {
+        let ((status_a, job_a), (status_b, job_b)) = (on_a.await.unwrap(), on_b.await.unwrap());
+        assert_eq!(
+            (status_a, status_b),
+            (StatusCode::ACCEPTED, StatusCode::ACCEPTED),
+            "race-{n}: {job_a} {job_b}"
+        );
+        assert_eq!(job_a["job"]["id"], job_b["job"]["id"], "race-{n}");
+    }
+    let table = job_table(&a.api, &repo).await;
+    for n in 0..40 {
+        let branch = format!("race-{n}");
+        let jobs = table
+            .values()
+            .filter(|j| j["branch"] == branch.as_str())
+            .count();
+        assert_eq!(jobs, 1, "{branch} has one job");
+    }
+    for node in [&a, &b] {
+        node.release("race");
+    }
 }
