@@ -1157,7 +1157,6 @@ impl PgStore {
     }
 
     pub async fn projection_seed(&self, retain_rows: u32) -> StorageResult<ProjectionSeed> {
-        // One read transaction: WAL gives it a consistent snapshot of every table.
         // One snapshot for every table and the counter: the rows are exactly the state after
         // `position`, and the log after it holds everything that came later.
         let mut tx = self

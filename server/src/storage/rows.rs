@@ -51,37 +51,33 @@ pub trait DbRow {
     fn flag(&self, col: &str) -> StorageResult<bool>;
 }
 
+/// The reads whose decoding is the same on both backends.
+macro_rules! typed_reads {
+    () => {
+        fn text(&self, col: &str) -> StorageResult<String> {
+            Ok(self.try_get(col)?)
+        }
+        fn opt_text(&self, col: &str) -> StorageResult<Option<String>> {
+            Ok(self.try_get(col)?)
+        }
+        fn int(&self, col: &str) -> StorageResult<i64> {
+            Ok(self.try_get(col)?)
+        }
+        fn opt_int(&self, col: &str) -> StorageResult<Option<i64>> {
+            Ok(self.try_get(col)?)
+        }
+    };
+}
+
 impl DbRow for SqliteRow {
-    fn text(&self, col: &str) -> StorageResult<String> {
-        Ok(self.try_get(col)?)
-    }
-    fn opt_text(&self, col: &str) -> StorageResult<Option<String>> {
-        Ok(self.try_get(col)?)
-    }
-    fn int(&self, col: &str) -> StorageResult<i64> {
-        Ok(self.try_get(col)?)
-    }
-    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>> {
-        Ok(self.try_get(col)?)
-    }
+    typed_reads!();
     fn flag(&self, col: &str) -> StorageResult<bool> {
         Ok(self.try_get::<i64, _>(col)? != 0)
     }
 }
 
 impl DbRow for PgRow {
-    fn text(&self, col: &str) -> StorageResult<String> {
-        Ok(self.try_get(col)?)
-    }
-    fn opt_text(&self, col: &str) -> StorageResult<Option<String>> {
-        Ok(self.try_get(col)?)
-    }
-    fn int(&self, col: &str) -> StorageResult<i64> {
-        Ok(self.try_get(col)?)
-    }
-    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>> {
-        Ok(self.try_get(col)?)
-    }
+    typed_reads!();
     fn flag(&self, col: &str) -> StorageResult<bool> {
         Ok(self.try_get(col)?)
     }
