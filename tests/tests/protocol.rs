@@ -337,7 +337,20 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
                     let diff = ws.next().await;
                     mirror.apply(&diff);
                 }
-                (mirror.diffs.len(), ws)
+                // Only the job's diffs: a reader that subscribed before the hub applied the
+                // repo's first sync saw one more diff, which is not the point here.
+                let of_job = mirror
+                    .diffs
+                    .iter()
+                    .filter(|d| {
+                        d["ops"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|op| op["key"] == job_id)
+                    })
+                    .count();
+                (of_job, ws)
             })
         })
         .collect();
