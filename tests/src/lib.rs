@@ -269,6 +269,17 @@ impl TestServer {
         self.server.as_ref().expect("server running")
     }
 
+    /// Waits until the projections have applied every change this server committed, so that a
+    /// snapshot taken next includes them (a commit is visible to REST before it is projected).
+    pub async fn wait_projected(&self) {
+        let app = self.server().app();
+        let committed = *app.store.commits().borrow();
+        eventually("the projections to catch up", || async {
+            (app.hub.position() >= committed).then_some(())
+        })
+        .await;
+    }
+
     /// Lets a `block-<tag>` test job finish.
     pub fn release(&self, tag: &str) {
         release(&self.data_dir, tag);

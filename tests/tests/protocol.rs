@@ -221,6 +221,7 @@ async fn resume_replays_exactly_the_missed_diffs_and_past_the_window_gets_a_rese
         api.act(&repo, "rebase_branch", Some(&format!("later-{i}")), None)
             .await;
     }
+    server.wait_projected().await;
     let mut ws = WsClient::connect(&api.base, &api.token).await;
     let fresh = ws.subscribe(&topic, Some(mirror.cursor())).await;
     assert_eq!(fresh["type"], "snapshot", "{fresh}");
