@@ -363,6 +363,20 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
             })
         })
         .collect();
+    // The slow client reads only once the server has decided to close it: the close frame waits
+    // behind what the socket already holds, and the server gives a peer that never reads only a
+    // few seconds to take it (however long the readers take).
+    let slow_closed = {
+        let hub = server.server().app().hub.clone();
+        tokio::spawn(async move {
+            // No deadline of its own: the readers bound the test, and the close is asserted
+            // after them.
+            while hub.stats().slow_consumer_closes == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            slow.until_closed().await
+        })
+    };
     let mut counts = Vec::new();
     let mut open = Vec::new();
     for reader in readers {
@@ -377,10 +391,11 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
 
     let stats = server.server().app().hub.stats();
     assert_eq!(stats.slow_consumer_closes, 1, "{stats:?}");
-    assert_eq!(
-        slow.until_closed().await,
-        Ended::Closed(Some(close_code::SLOW_CONSUMER))
-    );
+    let slow_ended = tokio::time::timeout(gantry_tests::DEADLINE, slow_closed)
+        .await
+        .expect("the slow client ends")
+        .expect("slow client");
+    assert_eq!(slow_ended, Ended::Closed(Some(close_code::SLOW_CONSUMER)));
     eventually("the slow connection to be released", || async {
         (server.server().app().connections.count() == 100).then_some(())
     })
