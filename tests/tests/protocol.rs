@@ -46,6 +46,8 @@ async fn each_job_is_seen_queued_then_running_then_completed_with_gapless_prev_c
     for i in 0..4 {
         repos.push(quiet_repo(&api, &format!("order-{i}")).await);
     }
+    // Every first sync projected: the diffs that follow are the writers' jobs only.
+    server.wait_projected().await;
     let mut ws = WsClient::connect(&api.base, &api.token).await;
     let mut mirrors = HashMap::new();
     for repo in &repos {
@@ -177,6 +179,8 @@ async fn blocked_repo(server: &TestServer, name: &str) -> String {
             job["status"] == "running" && job["progress"]["step"] == 1
         })
         .await;
+    // And projected, so that a snapshot taken next already shows all of it.
+    server.wait_projected().await;
     repo
 }
 
@@ -311,7 +315,12 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
         HandlerRegistry::uniform(std::sync::Arc::new(
             gantry_server::engine::test_handlers::TestHandler,
         )),
-        |config| config.projections.outbox_max_bytes = 256 * 1024,
+        |config| {
+            config.projections.outbox_max_bytes = 256 * 1024;
+            // Pings queued behind the backlog are answered as the slow client drains it, after
+            // the server's close frame was written: the close must survive those answers.
+            config.ws.ping_interval = Duration::from_millis(500);
+        },
     )
     .await;
     let api = server.api.clone();
