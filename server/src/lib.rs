@@ -12,6 +12,7 @@ pub mod git_jobs;
 pub mod projector;
 pub mod server;
 pub mod storage;
+pub mod test_support;
 pub mod validate;
 pub mod webhook;
 pub mod ws;

@@ -39,6 +39,9 @@ impl Default for ProjectionConfig {
 
 const BATCH: u32 = 2000;
 
+/// How soon a failed read of the log (database unreachable) is retried.
+const RETRY_AFTER_ERROR: Duration = Duration::from_millis(200);
+
 fn change(stored: StoredChange) -> Change {
     Change {
         position: stored.position,
@@ -88,7 +91,15 @@ pub async fn run(store: Store, hub: Arc<Hub>, config: ProjectionConfig, stop: Ca
                 debug!(applied, position = hub.position(), "projected changes")
             }
             Ok(_) => {}
-            Err(error) => warn!(%error, "reading the change log failed; retrying"),
+            Err(error) => {
+                // Retry soon rather than at the next wake-up: the commit that woke us may have
+                // been the last one for a while.
+                warn!(%error, "reading the change log failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_AFTER_ERROR) => continue,
+                    () = stop.cancelled() => return,
+                }
+            }
         }
         tokio::select! {
             changed = commits.changed() => {

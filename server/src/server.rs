@@ -15,7 +15,7 @@ use crate::app::{App, AppConfig};
 use crate::auth::{Scope, generate_token, hash_token};
 use crate::engine::{Engine, EngineConfig, HandlerRegistry};
 use crate::projector::{self, ProjectionConfig};
-use crate::storage::{SqliteStore, StorageError, Store};
+use crate::storage::{PgStore, SqliteStore, StorageError, Store};
 use crate::ws::WsConfig;
 use gantry_projections::CloseReason;
 
@@ -23,7 +23,8 @@ use gantry_projections::CloseReason;
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub bind: String,
-    /// `sqlite://PATH`; `None` means `gantry.db` inside the data dir.
+    /// `sqlite://PATH` or `postgres://...` (several nodes may share one PostgreSQL database);
+    /// `None` means `gantry.db` inside the data dir.
     pub database_url: Option<String>,
     /// The admin token to accept (from `GANTRY_TOKEN`); otherwise one is generated and kept.
     pub admin_token: Option<String>,
@@ -73,7 +74,7 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("unsupported database url {0:?}: use sqlite://PATH")]
+    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://...")]
     DatabaseUrl(String),
     #[error("http server failed: {0}")]
     Http(std::io::Error),
@@ -219,6 +220,9 @@ impl Server {
 async fn open_store(config: &ServerConfig) -> Result<Store, ServeError> {
     let path = match &config.database_url {
         None => config.data_dir.join("gantry.db"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Ok(Store::Postgres(PgStore::open(url).await?));
+        }
         Some(url) => match url.strip_prefix("sqlite://") {
             Some(path) => PathBuf::from(path),
             None => return Err(ServeError::DatabaseUrl(url.clone())),

@@ -1,15 +1,16 @@
-//! Storage transitions on a real SQLite file: fencing, lease expiry, pruning, the change log.
+//! Storage transitions on a real database (a SQLite file, or a fresh PostgreSQL schema with
+//! `GANTRY_TEST_DATABASE=postgres`): fencing, lease expiry, pruning, the change log.
 
 use std::time::Duration;
 
-use gantry_server::storage::{
-    JobEffects, JobEnd, NewJob, PrunePolicy, SqliteStore, StorageError, Store,
-};
+use gantry_server::storage::{JobEffects, JobEnd, NewJob, PrunePolicy, StorageError, Store};
 use gantry_types::{JobKind, JobStatus};
 
 async fn store() -> (tempfile::TempDir, Store, String) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::Sqlite(SqliteStore::open(&dir.path().join("g.db")).await.unwrap());
+    let store = gantry_server::test_support::open_store(dir.path())
+        .await
+        .expect("the test database opens");
     let org = store.default_org_id().await.unwrap();
     let (repo, _) = store
         .create_repo(
@@ -94,7 +95,6 @@ async fn the_database_refuses_a_second_running_job_on_one_repo() {
         store.claim_next_job("w2", lease).await.unwrap().is_none(),
         "claimed beside a running job"
     );
-    let Store::Sqlite(_) = &store;
     store
         .finish_job(&first.job.id, 1, JobEnd::Completed, JobEffects::default())
         .await

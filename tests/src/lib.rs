@@ -3,6 +3,9 @@
 //!
 //! Tests never sleep for a fixed time to "let things happen": they wait for an observable state
 //! with a deadline, so they are both fast and robust on a loaded machine.
+//!
+//! The backend follows `GANTRY_TEST_DATABASE` (see `gantry_server::test_support`): SQLite files by
+//! default; with `postgres`, a fresh PostgreSQL schema per data dir, so the same tests cover both.
 
 pub mod gitrepo;
 pub mod ws;
@@ -250,6 +253,7 @@ impl TestServer {
         config.bind = "127.0.0.1:0".to_owned();
         config.allow_file_remotes = true;
         config.engine = fast_engine();
+        config.database_url = test_database_url(data_dir).await;
         tune(&mut config);
         let server = Server::start(config, handlers)
             .await
@@ -267,6 +271,17 @@ impl TestServer {
         self.server.as_ref().expect("server running")
     }
 
+    /// Waits until the projections have applied every change this server committed, so that a
+    /// snapshot taken next includes them (a commit is visible to REST before it is projected).
+    pub async fn wait_projected(&self) {
+        let app = self.server().app();
+        let committed = *app.store.commits().borrow();
+        eventually("the projections to catch up", || async {
+            (app.hub.position() >= committed).then_some(())
+        })
+        .await;
+    }
+
     /// Lets a `block-<tag>` test job finish.
     pub fn release(&self, tag: &str) {
         release(&self.data_dir, tag);
@@ -276,6 +291,61 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
+    }
+}
+
+/// The database of a test server on `data_dir` on the selected backend: `None` for SQLite (the
+/// file in the data dir), or that data dir's own PostgreSQL schema, kept across restarts.
+/// Fails the test when PostgreSQL was asked for and is unreachable: never a silent fallback.
+pub async fn test_database_url(data_dir: &Path) -> Option<String> {
+    gantry_server::test_support::database_url_for(data_dir)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "GANTRY_TEST_DATABASE=postgres, but no fresh schema could be made at {}: {e}",
+                gantry_server::test_support::postgres_base_url()
+            )
+        })
+}
+
+/// A fresh PostgreSQL schema for tests that need PostgreSQL itself (several nodes on one
+/// database), or `None` in the SQLite pass of the suite, where they have nothing to test. The
+/// PostgreSQL pass (`GANTRY_TEST_DATABASE=postgres`, run by `scripts/test`) fails them when the
+/// database is unreachable.
+pub async fn postgres_only(test: &str) -> Option<String> {
+    if !gantry_server::test_support::postgres_selected() {
+        eprintln!("{test}: runs in the PostgreSQL pass only (GANTRY_TEST_DATABASE=postgres)");
+        return None;
+    }
+    let url = gantry_server::test_support::fresh_postgres_url()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is unreachable: {e}",
+                gantry_server::test_support::postgres_base_url()
+            )
+        });
+    Some(url)
+}
+
+/// A database that several servers of one test share: a fresh PostgreSQL schema in the
+/// PostgreSQL pass, `None` on SQLite (where one file belongs to one process).
+pub async fn shared_database() -> Option<String> {
+    if !gantry_server::test_support::postgres_selected() {
+        return None;
+    }
+    postgres_only("shared_database").await
+}
+
+/// Extra `gantry serve` arguments that put a binary server on the selected backend, unless the
+/// test chose a database itself.
+async fn database_args(data_dir: &Path, extra_args: &[&str]) -> Vec<String> {
+    if extra_args.contains(&"--database-url") {
+        return Vec::new();
+    }
+    match test_database_url(data_dir).await {
+        Some(url) => vec!["--database-url".to_owned(), url],
+        None => Vec::new(),
     }
 }
 
@@ -336,6 +406,7 @@ impl BinaryServer {
         let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
         let log = std::fs::File::create(&stderr_log).expect("log file");
         let token = "test-admin-token";
+        let database = database_args(data_dir, extra_args).await;
         let mut child = tokio::process::Command::new(gantry_binary())
             .arg("serve")
             .arg("--data-dir")
@@ -348,6 +419,7 @@ impl BinaryServer {
                 "0",
             ])
             .args(extra_args)
+            .args(&database)
             .env("GANTRY_TOKEN", token)
             .env(
                 "GANTRY_TEST_HANDLERS",

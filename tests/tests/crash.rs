@@ -55,7 +55,9 @@ async fn a_job_running_at_sigkill_is_retried_as_attempt_2_and_queued_jobs_surviv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_killed_on_its_last_attempt_ends_in_error() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--max-attempts", "1"];
+    // A short lease: on PostgreSQL, where other nodes may share the database, a restarted node
+    // cannot tell a dead worker from a live one elsewhere and waits for the lease to expire.
+    let args = ["--max-attempts", "1", "--lease-secs", "2"];
     let server = BinaryServer::spawn(dir.path(), &args).await;
     let api = server.api.clone();
     let repo = api

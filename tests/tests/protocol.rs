@@ -46,6 +46,8 @@ async fn each_job_is_seen_queued_then_running_then_completed_with_gapless_prev_c
     for i in 0..4 {
         repos.push(quiet_repo(&api, &format!("order-{i}")).await);
     }
+    // Every first sync projected: the diffs that follow are the writers' jobs only.
+    server.wait_projected().await;
     let mut ws = WsClient::connect(&api.base, &api.token).await;
     let mut mirrors = HashMap::new();
     for repo in &repos {
@@ -168,10 +170,17 @@ async fn blocked_repo(server: &TestServer, name: &str) -> String {
         .api
         .act(&repo, "rebase_branch", Some(&format!("block-{name}")), None)
         .await;
+    // Settled once its one progress report ("blocked until released") is written: that update
+    // commits after the `running` transition, and on a slower database it could otherwise land
+    // after the test's snapshot.
     server
         .api
-        .wait_status(blocker["id"].as_str().unwrap(), "running")
+        .wait_job(blocker["id"].as_str().unwrap(), "blocked", |job| {
+            job["status"] == "running" && job["progress"]["step"] == 1
+        })
         .await;
+    // And projected, so that a snapshot taken next already shows all of it.
+    server.wait_projected().await;
     repo
 }
 
@@ -216,6 +225,7 @@ async fn resume_replays_exactly_the_missed_diffs_and_past_the_window_gets_a_rese
         api.act(&repo, "rebase_branch", Some(&format!("later-{i}")), None)
             .await;
     }
+    server.wait_projected().await;
     let mut ws = WsClient::connect(&api.base, &api.token).await;
     let fresh = ws.subscribe(&topic, Some(mirror.cursor())).await;
     assert_eq!(fresh["type"], "snapshot", "{fresh}");
@@ -268,11 +278,19 @@ async fn clients_resume_from_the_persisted_log_after_a_server_restart() {
     assert_eq!(resumed["type"], "resumed", "{resumed}");
     assert_eq!(resumed["epoch"], epoch, "the epoch survives a restart");
     let mut replay = mirror.clone();
+    // Settled: the 20 ran, and the handed-back blocker runs again and blocks. (A state with 20
+    // queued is only a passing moment: the blocker was requeued after them.)
     let expected = eventually("the queue to settle", || async {
         let (_, body) = api.get(&format!("/v1/repos/{repo}/jobs?limit=1000")).await;
         let jobs = body["jobs"].as_array().unwrap().clone();
-        let settled = jobs.iter().filter(|j| j["status"] == "queued").count() == 20
-            && jobs.iter().any(|j| j["status"] == "running");
+        let settled = jobs.len() == 22
+            && jobs.iter().all(|j| {
+                if j["branch"] == "block-restart" {
+                    j["status"] == "running" && j["progress"]["step"] == 1
+                } else {
+                    j["status"] == "completed"
+                }
+            });
         settled.then_some(jobs)
     })
     .await;
@@ -297,7 +315,12 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
         HandlerRegistry::uniform(std::sync::Arc::new(
             gantry_server::engine::test_handlers::TestHandler,
         )),
-        |config| config.projections.outbox_max_bytes = 256 * 1024,
+        |config| {
+            config.projections.outbox_max_bytes = 256 * 1024;
+            // Pings queued behind the backlog are answered as the slow client drains it, after
+            // the server's close frame was written: the close must survive those answers.
+            config.ws.ping_interval = Duration::from_millis(500);
+        },
     )
     .await;
     let api = server.api.clone();
@@ -332,10 +355,37 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
                     let diff = ws.next().await;
                     mirror.apply(&diff);
                 }
-                (mirror.diffs.len(), ws)
+                // Only the job's diffs: a reader that subscribed before the hub applied the
+                // repo's first sync saw one more diff, which is not the point here.
+                let of_job = mirror
+                    .diffs
+                    .iter()
+                    .filter(|d| {
+                        d["ops"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|op| op["key"] == job_id)
+                    })
+                    .count();
+                (of_job, ws)
             })
         })
         .collect();
+    // The slow client reads only once the server has decided to close it: the close frame waits
+    // behind what the socket already holds, and the server gives a peer that never reads only a
+    // few seconds to take it (however long the readers take).
+    let slow_closed = {
+        let hub = server.server().app().hub.clone();
+        tokio::spawn(async move {
+            // No deadline of its own: the readers bound the test, and the close is asserted
+            // after them.
+            while hub.stats().slow_consumer_closes == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            slow.until_closed().await
+        })
+    };
     let mut counts = Vec::new();
     let mut open = Vec::new();
     for reader in readers {
@@ -350,10 +400,11 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
 
     let stats = server.server().app().hub.stats();
     assert_eq!(stats.slow_consumer_closes, 1, "{stats:?}");
-    assert_eq!(
-        slow.until_closed().await,
-        Ended::Closed(Some(close_code::SLOW_CONSUMER))
-    );
+    let slow_ended = tokio::time::timeout(gantry_tests::DEADLINE, slow_closed)
+        .await
+        .expect("the slow client ends")
+        .expect("slow client");
+    assert_eq!(slow_ended, Ended::Closed(Some(close_code::SLOW_CONSUMER)));
     eventually("the slow connection to be released", || async {
         (server.server().app().connections.count() == 100).then_some(())
     })

@@ -104,6 +104,7 @@ async fn a_task_on_a_remote_only_branch_goes_pending_then_ready_in_commit_order(
     remote.commit("n.txt", "n\n", "new work");
     remote.push(&["feature/new"]);
 
+    server.wait_projected().await;
     let mut ws = WsClient::connect(&api.base, &api.token).await;
     let tasks_topic = format!("repo/{repo}/tasks");
     let jobs_topic = format!("repo/{repo}/jobs");
@@ -364,6 +365,7 @@ async fn the_periodic_refresh_syncs_and_the_repos_topic_shows_branch_sync_at() {
     .await;
     let api = &server.api;
     let repo = repo_with(api, "refresh", &remote.url(), None).await;
+    server.wait_projected().await;
     let mut ws = WsClient::connect(&api.base, &api.token).await;
     let mut repos = TopicMirror::from_snapshot(&ws.subscribe("repos", None).await);
     let first = repos.rows[&repo]["branch_sync_at"]
@@ -381,7 +383,12 @@ async fn the_periodic_refresh_syncs_and_the_repos_topic_shows_branch_sync_at() {
             }
         }
     }
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    // Compared as times: RFC 3339 text omits a zero fraction, so it does not sort as text.
+    let parse = |at: &String| chrono::DateTime::parse_from_rfc3339(at).expect("an RFC 3339 time");
+    assert!(
+        seen.windows(2).all(|w| parse(&w[0]) < parse(&w[1])),
+        "{seen:?}"
+    );
     let (_, jobs) = api.get(&format!("/v1/repos/{repo}/jobs?limit=1000")).await;
     let syncs = jobs["jobs"]
         .as_array()

@@ -22,7 +22,8 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     #[arg(long, env = "GANTRY_BIND", default_value = "127.0.0.1:7420")]
     pub bind: String,
-    /// `sqlite://PATH` (default: gantry.db in the data dir).
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB` (default: gantry.db in the data dir). Several
+    /// nodes, each with its own data dir, may share one PostgreSQL database.
     #[arg(long, env = "GANTRY_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Admin token to accept; otherwise one is generated at first start and kept in the data dir.

@@ -94,9 +94,10 @@ impl Engine {
             ))),
         };
         drop(ctx);
-        heartbeat.abort();
-        // Every progress line commits before the final state, so clients see them in order.
+        // Every progress line commits before the final state, so clients see them in order. The
+        // lease is kept while they drain: a handler may report faster than the database commits.
         let _ = progress_writer.await;
+        heartbeat.abort();
 
         let transition = decide(
             outcome,
@@ -105,36 +106,11 @@ impl Engine {
             max_attempts,
             &self.config.retry,
         );
-        let store = &self.store;
-        let written = match transition {
-            Transition::Complete(effects) => {
-                store
-                    .finish_job(&job_id, attempt, JobEnd::Completed, effects)
-                    .await
-            }
-            Transition::Fail(effects) => {
-                store
-                    .finish_job(&job_id, attempt, JobEnd::Failed, effects)
-                    .await
-            }
-            Transition::Cancel => {
-                let effects = crate::storage::JobEffects {
-                    message: Some("cancelled while running".to_owned()),
-                    ..Default::default()
-                };
-                store
-                    .finish_job(&job_id, attempt, JobEnd::Cancelled, effects)
-                    .await
-            }
-            Transition::Retry { delay, message } => {
-                store.retry_job(&job_id, attempt, delay, &message).await
-            }
-            Transition::Release => store.release_job(&job_id, attempt).await,
-            Transition::Abandon => {
-                warn!("lease lost; this worker's result is discarded");
-                return;
-            }
-        };
+        if matches!(transition, Transition::Abandon) {
+            warn!("lease lost; this worker's result is discarded");
+            return;
+        }
+        let written = self.record_end(&job_id, attempt, &transition).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match written {
             Ok(job) => info!(status = %job.status, elapsed_ms, "job finished"),
@@ -145,6 +121,68 @@ impl Engine {
                 );
             }
             Err(error) => error!(%error, elapsed_ms, "recording the job's end failed"),
+        }
+    }
+
+    /// Writes how the run ended. A database that is briefly unreachable (a restart, a cut
+    /// connection) is waited for up to one lease: past that the job is requeued by lease expiry
+    /// anyway, and the fence refuses this write.
+    async fn record_end(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        transition: &Transition,
+    ) -> Result<gantry_types::Job, StorageError> {
+        let deadline = Instant::now() + self.config.lease;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let written = self.write_end(job_id, attempt, transition).await;
+            match written {
+                Err(error) if error.is_unavailable() && Instant::now() + pause < deadline => {
+                    warn!(%error, "recording the job's end failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_end(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        transition: &Transition,
+    ) -> Result<gantry_types::Job, StorageError> {
+        let store = &self.store;
+        match transition {
+            Transition::Complete(effects) => {
+                store
+                    .finish_job(job_id, attempt, JobEnd::Completed, effects.clone())
+                    .await
+            }
+            Transition::Fail(effects) => {
+                store
+                    .finish_job(job_id, attempt, JobEnd::Failed, effects.clone())
+                    .await
+            }
+            Transition::Cancel => {
+                let effects = crate::storage::JobEffects {
+                    message: Some("cancelled while running".to_owned()),
+                    ..Default::default()
+                };
+                store
+                    .finish_job(job_id, attempt, JobEnd::Cancelled, effects)
+                    .await
+            }
+            Transition::Retry { delay, message } => {
+                store.retry_job(job_id, attempt, *delay, message).await
+            }
+            Transition::Release => store.release_job(job_id, attempt).await,
+            Transition::Abandon => Err(StorageError::Fenced {
+                job_id: job_id.to_owned(),
+                attempt,
+            }),
         }
     }
 }

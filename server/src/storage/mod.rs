@@ -10,6 +10,7 @@
 pub mod changes;
 #[macro_use]
 mod rows;
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use changes::{ChangeSet, StoredChange, TopicKey};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::auth::{Principal, Scope};
@@ -49,6 +51,10 @@ pub enum StorageError {
     /// The same Idempotency-Key was used before for a different action.
     #[error("idempotency key was used for another action (job {0})")]
     IdempotencyMismatch(String),
+    /// Concurrent writers (other nodes) kept changing the {0} this write depends on; retrying
+    /// the request later will succeed.
+    #[error("the {0} kept changing under concurrent writers; try again")]
+    Contended(&'static str),
 }
 
 impl StorageError {
@@ -58,11 +64,20 @@ impl StorageError {
             StorageError::Database(e) => match e {
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
                 sqlx::Error::Database(db) => {
+                    // PostgreSQL: connection exceptions (08), serialization failures and
+                    // deadlocks (40), insufficient resources (53), operator intervention such
+                    // as a terminated session or a shutdown (57).
+                    let code = db.code();
+                    let code = code.as_deref().unwrap_or_default();
+                    if ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c)) {
+                        return true;
+                    }
                     let msg = db.message();
                     msg.contains("locked") || msg.contains("busy") || msg.contains("full")
                 }
                 _ => false,
             },
+            StorageError::Contended(_) => true,
             _ => false,
         }
     }
@@ -229,12 +244,14 @@ pub struct PrunePolicy {
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
             Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(s) => s.$method($($arg),*).await,
         }
     };
 }
@@ -251,6 +268,7 @@ impl Store {
     pub fn commits(&self) -> watch::Receiver<i64> {
         match self {
             Store::Sqlite(s) => s.commits(),
+            Store::Postgres(s) => s.commits(),
         }
     }
 
@@ -463,6 +481,7 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
         }
     }
 }

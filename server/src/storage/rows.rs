@@ -5,6 +5,7 @@ use gantry_types::{
     Task, TaskStatus,
 };
 use sqlx::Row;
+use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::{StorageError, StorageResult};
@@ -40,21 +41,63 @@ macro_rules! task_columns {
     };
 }
 
+/// The column reads the decoders need, over each backend's row type. The backends differ only in
+/// how a flag is stored (SQLite: 0/1 integer, PostgreSQL: BOOLEAN); integers are 64-bit on both.
+pub trait DbRow {
+    fn text(&self, col: &str) -> StorageResult<String>;
+    fn opt_text(&self, col: &str) -> StorageResult<Option<String>>;
+    fn int(&self, col: &str) -> StorageResult<i64>;
+    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>>;
+    fn flag(&self, col: &str) -> StorageResult<bool>;
+}
+
+/// The reads whose decoding is the same on both backends.
+macro_rules! typed_reads {
+    () => {
+        fn text(&self, col: &str) -> StorageResult<String> {
+            Ok(self.try_get(col)?)
+        }
+        fn opt_text(&self, col: &str) -> StorageResult<Option<String>> {
+            Ok(self.try_get(col)?)
+        }
+        fn int(&self, col: &str) -> StorageResult<i64> {
+            Ok(self.try_get(col)?)
+        }
+        fn opt_int(&self, col: &str) -> StorageResult<Option<i64>> {
+            Ok(self.try_get(col)?)
+        }
+    };
+}
+
+impl DbRow for SqliteRow {
+    typed_reads!();
+    fn flag(&self, col: &str) -> StorageResult<bool> {
+        Ok(self.try_get::<i64, _>(col)? != 0)
+    }
+}
+
+impl DbRow for PgRow {
+    typed_reads!();
+    fn flag(&self, col: &str) -> StorageResult<bool> {
+        Ok(self.try_get(col)?)
+    }
+}
+
 fn corrupt(what: &str, value: &str) -> StorageError {
     StorageError::Corrupt(format!("unknown {what} {value:?}"))
 }
 
-fn u32_col(row: &SqliteRow, col: &str) -> StorageResult<u32> {
-    let v: i64 = row.try_get(col)?;
+fn u32_col(row: &impl DbRow, col: &str) -> StorageResult<u32> {
+    let v = row.int(col)?;
     u32::try_from(v).map_err(|_| StorageError::Corrupt(format!("{col} out of range: {v}")))
 }
 
-pub fn job(row: &SqliteRow) -> StorageResult<Job> {
-    let kind: String = row.try_get("kind")?;
-    let status: String = row.try_get("status")?;
-    let step: Option<i64> = row.try_get("progress_step")?;
-    let total: Option<i64> = row.try_get("progress_total")?;
-    let text: Option<String> = row.try_get("progress_text")?;
+pub fn job(row: &impl DbRow) -> StorageResult<Job> {
+    let kind = row.text("kind")?;
+    let status = row.text("status")?;
+    let step = row.opt_int("progress_step")?;
+    let total = row.opt_int("progress_total")?;
+    let text = row.opt_text("progress_text")?;
     let progress = match (step, total) {
         (Some(step), Some(total)) => Some(Progress {
             step: u32::try_from(step).unwrap_or(0),
@@ -63,7 +106,7 @@ pub fn job(row: &SqliteRow) -> StorageResult<Job> {
         }),
         _ => None,
     };
-    let result: Option<String> = row.try_get("result")?;
+    let result = row.opt_text("result")?;
     let result = match result {
         Some(json) => Some(
             serde_json::from_str(&json)
@@ -72,98 +115,98 @@ pub fn job(row: &SqliteRow) -> StorageResult<Job> {
         None => None,
     };
     Ok(Job {
-        id: row.try_get("id")?,
-        repo_id: row.try_get("repo_id")?,
+        id: row.text("id")?,
+        repo_id: row.text("repo_id")?,
         kind: kind
             .parse::<JobKind>()
             .map_err(|_| corrupt("job kind", &kind))?,
-        branch: row.try_get("branch")?,
-        parent: row.try_get("parent")?,
+        branch: row.opt_text("branch")?,
+        parent: row.opt_text("parent")?,
         status: JobStatus::parse(&status).ok_or_else(|| corrupt("job status", &status))?,
-        message: row.try_get("message")?,
+        message: row.opt_text("message")?,
         progress,
         attempt: u32_col(row, "attempt")?,
         max_attempts: u32_col(row, "max_attempts")?,
-        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
-        created_at: ts(row.try_get("created_at")?),
-        updated_at: ts(row.try_get("updated_at")?),
-        started_at: opt_ts(row.try_get("started_at")?),
-        completed_at: opt_ts(row.try_get("completed_at")?),
+        cancel_requested: row.flag("cancel_requested")?,
+        created_at: ts(row.int("created_at")?),
+        updated_at: ts(row.int("updated_at")?),
+        started_at: opt_ts(row.opt_int("started_at")?),
+        completed_at: opt_ts(row.opt_int("completed_at")?),
         result,
     })
 }
 
-pub fn repo(row: &SqliteRow) -> StorageResult<Repo> {
-    let status: String = row.try_get("branch_sync_status")?;
+pub fn repo(row: &impl DbRow) -> StorageResult<Repo> {
+    let status = row.text("branch_sync_status")?;
     Ok(Repo {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        remote_url: row.try_get("remote_url")?,
-        trunk: row.try_get("trunk")?,
+        id: row.text("id")?,
+        name: row.text("name")?,
+        remote_url: row.text("remote_url")?,
+        trunk: row.text("trunk")?,
         branch_sync_status: BranchSyncStatus::parse(&status)
             .ok_or_else(|| corrupt("branch sync status", &status))?,
-        branch_sync_at: opt_ts(row.try_get("branch_sync_at")?),
-        branch_sync_error: row.try_get("branch_sync_error")?,
-        created_at: ts(row.try_get("created_at")?),
-        updated_at: ts(row.try_get("updated_at")?),
+        branch_sync_at: opt_ts(row.opt_int("branch_sync_at")?),
+        branch_sync_error: row.opt_text("branch_sync_error")?,
+        created_at: ts(row.int("created_at")?),
+        updated_at: ts(row.int("updated_at")?),
     })
 }
 
-pub fn branch(row: &SqliteRow) -> StorageResult<Branch> {
+pub fn branch(row: &impl DbRow) -> StorageResult<Branch> {
     Ok(Branch {
-        repo_id: row.try_get("repo_id")?,
-        name: row.try_get("name")?,
-        head_sha: row.try_get("head_sha")?,
-        parent: row.try_get("parent")?,
-        base_sha: row.try_get("base_sha")?,
-        tracked: row.try_get::<i64, _>("tracked")? != 0,
+        repo_id: row.text("repo_id")?,
+        name: row.text("name")?,
+        head_sha: row.text("head_sha")?,
+        parent: row.opt_text("parent")?,
+        base_sha: row.opt_text("base_sha")?,
+        tracked: row.flag("tracked")?,
         ahead: u32_col(row, "ahead")?,
         behind: u32_col(row, "behind")?,
-        needs_restack: row.try_get::<i64, _>("needs_restack")? != 0,
-        conflicts_with_trunk: row.try_get::<i64, _>("conflicts_with_trunk")? != 0,
+        needs_restack: row.flag("needs_restack")?,
+        conflicts_with_trunk: row.flag("conflicts_with_trunk")?,
         diff_stat: DiffStat {
             files_changed: u32_col(row, "files_changed")?,
             insertions: u32_col(row, "insertions")?,
             deletions: u32_col(row, "deletions")?,
         },
-        active_job_id: row.try_get("active_job_id")?,
-        conflict: match row.try_get::<Option<String>, _>("conflict")? {
+        active_job_id: row.opt_text("active_job_id")?,
+        conflict: match row.opt_text("conflict")? {
             Some(json) => Some(
                 serde_json::from_str(&json)
                     .map_err(|e| StorageError::Corrupt(format!("branch conflict: {e}")))?,
             ),
             None => None,
         },
-        first_seen_at: ts(row.try_get("first_seen_at")?),
-        last_seen_at: ts(row.try_get("last_seen_at")?),
-        updated_at: ts(row.try_get("updated_at")?),
+        first_seen_at: ts(row.int("first_seen_at")?),
+        last_seen_at: ts(row.int("last_seen_at")?),
+        updated_at: ts(row.int("updated_at")?),
     })
 }
 
-pub fn task(row: &SqliteRow) -> StorageResult<Task> {
-    let status: String = row.try_get("status")?;
+pub fn task(row: &impl DbRow) -> StorageResult<Task> {
+    let status = row.text("status")?;
     Ok(Task {
-        id: row.try_get("id")?,
-        repo_id: row.try_get("repo_id")?,
-        title: row.try_get("title")?,
-        branch: row.try_get("branch")?,
+        id: row.text("id")?,
+        repo_id: row.text("repo_id")?,
+        title: row.text("title")?,
+        branch: row.text("branch")?,
         status: TaskStatus::parse(&status).ok_or_else(|| corrupt("task status", &status))?,
-        status_message: row.try_get("status_message")?,
-        attach_job_id: row.try_get("attach_job_id")?,
-        head_sha: row.try_get("head_sha")?,
-        created_at: ts(row.try_get("created_at")?),
-        updated_at: ts(row.try_get("updated_at")?),
+        status_message: row.opt_text("status_message")?,
+        attach_job_id: row.opt_text("attach_job_id")?,
+        head_sha: row.opt_text("head_sha")?,
+        created_at: ts(row.int("created_at")?),
+        updated_at: ts(row.int("updated_at")?),
     })
 }
 
-pub fn progress_line(row: &SqliteRow) -> StorageResult<ProgressLine> {
+pub fn progress_line(row: &impl DbRow) -> StorageResult<ProgressLine> {
     Ok(ProgressLine {
-        job_id: row.try_get("job_id")?,
+        job_id: row.text("job_id")?,
         attempt: u32_col(row, "attempt")?,
         seq: u32_col(row, "seq")?,
         step: u32_col(row, "step")?,
         total: u32_col(row, "total")?,
-        text: row.try_get("text")?,
-        at: ts(row.try_get("at")?),
+        text: row.text("text")?,
+        at: ts(row.int("at")?),
     })
 }

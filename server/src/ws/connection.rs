@@ -23,7 +23,7 @@ pub async fn serve(app: Arc<App>, principal: Principal, socket: WebSocket) {
     let span = info_span!("ws", conn = outbox.id(), org = %principal.org_id);
     app.connections.add(&principal.token_id, &outbox);
     let last_heard = Arc::new(AtomicI64::new(now_ms()));
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(
         write(app.clone(), outbox.clone(), sink, last_heard.clone()).instrument(span.clone()),
     );
@@ -31,7 +31,7 @@ pub async fn serve(app: Arc<App>, principal: Principal, socket: WebSocket) {
     // the reader must not then keep the connection alive waiting for a client that may never
     // answer.
     tokio::select! {
-        () = read(&app, &principal, &outbox, stream, &last_heard).instrument(span) => {
+        () = read(&app, &principal, &outbox, &mut stream, &last_heard).instrument(span) => {
             if !outbox.is_closed() {
                 outbox.close(CloseReason::GoingAway);
             }
@@ -39,6 +39,19 @@ pub async fn serve(app: Arc<App>, principal: Principal, socket: WebSocket) {
         }
         _ = &mut writer => {}
     }
+    // The closing handshake: our close frame may still be queued behind frames the peer has not
+    // read, and the peer answers pings and the close as it reads them. Dropping the socket while
+    // those answers arrive would reset the connection and discard what the peer had yet to read,
+    // the close frame included, so it would see a drop instead of the close code. Read until its
+    // close (or the end), for a bounded time.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     app.hub.disconnect(&outbox);
     app.connections.remove(&outbox);
 }
@@ -55,7 +68,7 @@ async fn read(
     app: &App,
     principal: &Principal,
     outbox: &Arc<Outbox>,
-    mut stream: futures::stream::SplitStream<WebSocket>,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
     last_heard: &AtomicI64,
 ) {
     while let Some(message) = stream.next().await {
