@@ -40,6 +40,14 @@ macro_rules! task_columns {
     };
 }
 
+/// A text with the credentials of any URL in it replaced by `***`.
+pub fn redact(text: String) -> String {
+    match gantry_git::redact_credentials(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(redacted) => redacted,
+    }
+}
+
 fn corrupt(what: &str, value: &str) -> StorageError {
     StorageError::Corrupt(format!("unknown {what} {value:?}"))
 }
@@ -80,7 +88,7 @@ pub fn job(row: &SqliteRow) -> StorageResult<Job> {
         branch: row.try_get("branch")?,
         parent: row.try_get("parent")?,
         status: JobStatus::parse(&status).ok_or_else(|| corrupt("job status", &status))?,
-        message: row.try_get("message")?,
+        message: row.try_get::<Option<String>, _>("message")?.map(redact),
         progress,
         attempt: u32_col(row, "attempt")?,
         max_attempts: u32_col(row, "max_attempts")?,
@@ -98,12 +106,15 @@ pub fn repo(row: &SqliteRow) -> StorageResult<Repo> {
     Ok(Repo {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        remote_url: row.try_get("remote_url")?,
+        // The stored URL may carry credentials for git; no row shown to anyone does.
+        remote_url: redact(row.try_get("remote_url")?),
         trunk: row.try_get("trunk")?,
         branch_sync_status: BranchSyncStatus::parse(&status)
             .ok_or_else(|| corrupt("branch sync status", &status))?,
         branch_sync_at: opt_ts(row.try_get("branch_sync_at")?),
-        branch_sync_error: row.try_get("branch_sync_error")?,
+        branch_sync_error: row
+            .try_get::<Option<String>, _>("branch_sync_error")?
+            .map(redact),
         created_at: ts(row.try_get("created_at")?),
         updated_at: ts(row.try_get("updated_at")?),
     })
