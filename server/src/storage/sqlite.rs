@@ -124,7 +124,21 @@ impl SqliteStore {
     }
 
     async fn begin(&self) -> StorageResult<Tx> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        match self.write.begin_with("BEGIN IMMEDIATE").await {
+            // A COMMIT that failed (a full disk) or a transaction SQLite rolled back on its own
+            // leaves sqlx counting an open transaction on the writer connection, which then
+            // refuses every later BEGIN: replace that connection, once.
+            Err(sqlx::Error::InvalidSavePointStatement | sqlx::Error::BeginFailed) => {
+                tracing::warn!(
+                    "replacing the database writer connection after a failed transaction"
+                );
+                if let Ok(conn) = self.write.acquire().await {
+                    let _ = conn.close().await;
+                }
+                Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Appends the change-log rows and commits; then wakes the projector.
