@@ -73,7 +73,9 @@ impl ServerConfig {
             ws: WsConfig::default(),
             max_body_bytes: 64 * 1024,
             stale_after: Duration::from_secs(300),
-            accept_rate: 1000,
+            // Unlimited for embedders and benchmarks; `gantry serve` defaults to 1000/s
+            // (`--accept-rate`).
+            accept_rate: 0,
             sqlite_busy_timeout: crate::storage::sqlite::DEFAULT_BUSY_TIMEOUT,
             token_recheck_interval: Duration::from_secs(1),
         }

@@ -635,7 +635,7 @@ async fn secrets_never_leave_the_server() {
         &data,
         &["--max-attempts", "1"],
         false,
-        &[("RUST_LOG", "trace,hyper=info,h2=info,tower=info")],
+        &[("RUST_LOG", "trace")],
     )
     .await;
     let admin = &server.api;

@@ -40,7 +40,9 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
             max_message_bytes: 64 * 1024,
-            max_connections_per_token: 64,
+            // Embedders and benchmarks open many sockets with one token; `gantry serve`
+            // defaults to 64 (`--ws-max-connections-per-token`).
+            max_connections_per_token: 0,
             allowed_origins: Vec::new(),
         }
     }
