@@ -87,3 +87,39 @@ pub struct TokenResponse {
 pub struct TokensResponse {
     pub tokens: Vec<TokenInfo>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_reach_debug_output() {
+        let created = CreatedToken {
+            token: "gnt_secret-value".into(),
+            info: TokenInfo {
+                id: "t1".into(),
+                org_id: "o1".into(),
+                scope: "read".into(),
+                label: None,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                revoked_at: None,
+            },
+        };
+        let shown = format!("{created:?}");
+        assert!(
+            !shown.contains("secret-value") && shown.contains("t1"),
+            "{shown}"
+        );
+        let repo = crate::rest::CreateRepoRequest {
+            name: "r".into(),
+            remote_url: "https://u:pw-secret@h/x".into(),
+            trunk: None,
+            webhook_secret: Some("wh-secret".into()),
+        };
+        let shown = format!("{repo:?}");
+        assert!(
+            !shown.contains("pw-secret") && !shown.contains("wh-secret"),
+            "{shown}"
+        );
+    }
+}
