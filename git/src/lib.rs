@@ -22,6 +22,7 @@ mod graph;
 mod live;
 pub mod progress;
 pub mod publish;
+pub mod redact;
 pub mod refname;
 pub mod register;
 pub mod restack;
@@ -37,13 +38,16 @@ pub use demo::{DemoRemote, create_demo_remote};
 pub use error::GitError;
 pub use progress::{NoProgress, Progress};
 pub use publish::RefMove;
+pub use redact::redact_credentials;
 pub use refname::{InvalidBranchName, validate_branch_name};
 pub use register::{RegisterOutcome, register};
 pub use restack::{
     BeforePublish, Conflict, RestackMethod, RestackOptions, RestackOutcome, Selection,
     rebase_branch, reparent, restack, restack_repo, restack_subtree,
 };
-pub use runner::{Git, GitCommand, GitOutput, GitVersion, Identity, Location, MIN_VERSION};
+pub use runner::{
+    DEFAULT_PROTOCOLS, Git, GitCommand, GitOutput, GitVersion, Identity, Location, MIN_VERSION,
+};
 pub use stack::{Stack, StackError, TrackedBranch};
 pub use states::{BranchState, branch_states, local_branch_states};
 pub use sync::{Reparented, SyncOutcome, sync};

@@ -98,7 +98,7 @@ async fn push(
     }
     let text = out.text();
     Err(
-        classify_rejection(&text).unwrap_or_else(|| GitError::Command {
+        classify_rejection(&text, &out.stderr).unwrap_or_else(|| GitError::Command {
             args: vec!["push".into(), "--atomic".into(), REMOTE.into()],
             code: Some(out.code),
             stderr: format!("{}\n{}", text.trim(), out.stderr.trim())
@@ -110,7 +110,28 @@ async fn push(
 
 /// Reads `git push --porcelain` lines (`!\t<src>:<dst>\t[rejected] (stale info)`) and decides
 /// whose fault a failed atomic push was. Refs marked only "atomic push failed" were collateral.
-pub(crate) fn classify_rejection(porcelain: &str) -> Option<GitError> {
+///
+/// When someone pushes between the lease check and the remote's ref transaction, every line says
+/// only "atomic transaction failed" and the remote names the moved ref on stderr (`cannot lock
+/// ref 'refs/heads/b': is at X but expected Y`): that too is a branch moved on the remote.
+pub(crate) fn classify_rejection(porcelain: &str, stderr: &str) -> Option<GitError> {
+    let classified = classify_porcelain(porcelain);
+    if classified.is_some() {
+        return classified;
+    }
+    let moved: Vec<String> = stderr
+        .lines()
+        .filter(|line| line.contains("but expected"))
+        .filter_map(|line| {
+            let (_, rest) = line.split_once("cannot lock ref 'refs/heads/")?;
+            let (branch, _) = rest.split_once('\'')?;
+            Some(branch.to_string())
+        })
+        .collect();
+    (!moved.is_empty()).then_some(GitError::PushRejected { branches: moved })
+}
+
+fn classify_porcelain(porcelain: &str) -> Option<GitError> {
     let mut moved_remotely = Vec::new();
     let mut refused = Vec::new();
     let mut reason = String::new();
@@ -177,7 +198,7 @@ mod tests {
             !\t4ae6:refs/heads/s1\t[rejected] (atomic push failed)\n\
             !\t48e8:refs/heads/s2\t[rejected] (stale info)\n\
             Done\n";
-        match classify_rejection(out) {
+        match classify_rejection(out, "") {
             Some(GitError::PushRejected { branches }) => assert_eq!(branches, ["s2"]),
             other => panic!("unexpected {other:?}"),
         }
@@ -186,13 +207,30 @@ mod tests {
     #[test]
     fn hook_refusals_are_not_foreign_pushes() {
         let out = "!\tabc:refs/heads/a\t[remote rejected] (pre-receive hook declined)\n";
-        match classify_rejection(out) {
+        match classify_rejection(out, "") {
             Some(GitError::PushRefused { branches, reason }) => {
                 assert_eq!(branches, ["a"]);
                 assert!(reason.contains("hook declined"));
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(classify_rejection("=\tabc:refs/heads/a\t[up to date]\n").is_none());
+        assert!(classify_rejection("=\tabc:refs/heads/a\t[up to date]\n", "").is_none());
+    }
+
+    /// Found by the chaos test: a person's push landing between the lease check and the remote's
+    /// ref transaction.
+    #[test]
+    fn a_push_racing_the_remote_transaction_is_a_foreign_push() {
+        let out = "To /tmp/remote.git\n\
+            !\t0608:refs/heads/s00\t[remote rejected] (atomic transaction failed)\n\
+            !\t2c3d:refs/heads/s08\t[remote rejected] (atomic transaction failed)\n\
+            Done\n";
+        let err = "remote: error: cannot lock ref 'refs/heads/s08': is at 0072 but expected 1ca5\n\
+            error: failed to push some refs to '/tmp/remote.git'";
+        match classify_rejection(out, err) {
+            Some(GitError::PushRejected { branches }) => assert_eq!(branches, ["s08"]),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(classify_rejection(out, "error: something else").is_none());
     }
 }

@@ -17,6 +17,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::GitError;
+use crate::redact::redact_credentials;
 
 /// The oldest git the engine accepts (`merge-tree --write-tree --stdin`).
 pub const MIN_VERSION: GitVersion = GitVersion {
@@ -54,7 +55,10 @@ const FORCED_CONFIG: &[&str] = &[
     "maintenance.auto=false",
     "rerere.enabled=false",
     "advice.detachedHead=false",
+    // The transports are allow-listed separately (see `Git::with_protocols`); these two stay
+    // refused whatever the list says.
     "protocol.ext.allow=never",
+    "protocol.fd.allow=never",
     "core.fsmonitor=false",
     // A person's global config is honoured (credentials, URL rewrites, ssh command), but
     // settings that would change the output the engine parses, or what a checkout-based
@@ -83,7 +87,16 @@ const SCRUBBED_ENV: &[&str] = &[
     "GIT_QUARANTINE_PATH",
     "GIT_REFLOG_ACTION",
     "GIT_EXEC_PATH",
+    "GIT_ALLOW_PROTOCOL",
+    "GIT_PROTOCOL_FROM_USER",
 ];
+
+/// The transports git may use unless told otherwise: encrypted ones, and local paths.
+pub const DEFAULT_PROTOCOLS: &[&str] = &["https", "ssh", "file"];
+
+/// Transports that can never be allowed: `ext::` runs a command, `fd::` talks over an inherited
+/// file descriptor.
+const NEVER_PROTOCOLS: &[&str] = &["ext", "fd"];
 
 /// How much of git's stderr an error keeps: enough to diagnose, bounded for the job row.
 const STDERR_LIMIT: usize = 2000;
@@ -155,6 +168,10 @@ struct GitInner {
     version: GitVersion,
     committer: Identity,
     extra_env: Vec<(OsString, OsString)>,
+    /// `-c protocol.allow=never` plus one `protocol.<name>.allow=always` per allowed transport.
+    protocol_config: Vec<String>,
+    /// The same list for `GIT_ALLOW_PROTOCOL`, which overrides any configuration.
+    allow_protocol_env: String,
 }
 
 impl fmt::Debug for Git {
@@ -177,8 +194,11 @@ impl Git {
                 version: MIN_VERSION,
                 committer: Identity::default(),
                 extra_env: Vec::new(),
+                protocol_config: Vec::new(),
+                allow_protocol_env: String::new(),
             }),
         };
+        let git = git.rebuild(|inner| set_protocols(inner, DEFAULT_PROTOCOLS));
         let out = git
             .command(Location::Nowhere)
             .arg("--version")
@@ -207,12 +227,32 @@ impl Git {
         self.rebuild(|inner| inner.extra_env.push((key, value)))
     }
 
+    /// Returns a runner that lets git use only these transports (`https`, `ssh`, `file`, `http`,
+    /// `git`): `protocol.allow=never` with an explicit allow per name, and `GIT_ALLOW_PROTOCOL`
+    /// to the same effect, so neither a remote URL, a URL rewrite in a config file, nor a
+    /// malicious repository's submodule can reach another transport. `ext` and `fd` are never
+    /// allowed, whatever the list says. The default is [`DEFAULT_PROTOCOLS`].
+    pub fn with_protocols(&self, protocols: &[&str]) -> Git {
+        self.rebuild(|inner| set_protocols(inner, protocols))
+    }
+
+    /// The transports this runner lets git use.
+    pub fn protocols(&self) -> Vec<&str> {
+        self.inner
+            .allow_protocol_env
+            .split(':')
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
     fn rebuild(&self, change: impl FnOnce(&mut GitInner)) -> Git {
         let mut inner = GitInner {
             program: self.inner.program.clone(),
             version: self.inner.version,
             committer: self.inner.committer.clone(),
             extra_env: self.inner.extra_env.clone(),
+            protocol_config: self.inner.protocol_config.clone(),
+            allow_protocol_env: self.inner.allow_protocol_env.clone(),
         };
         change(&mut inner);
         Git {
@@ -353,10 +393,12 @@ impl GitCommand {
         if cancel.is_cancelled() {
             return Err(GitError::Cancelled);
         }
+        // Arguments and stderr are shown in job rows and logs: credentials in a remote URL never
+        // are.
         let shown_args: Vec<String> = self
             .args
             .iter()
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| redact_credentials(&a.to_string_lossy()).into_owned())
             .collect();
         let t0 = std::time::Instant::now();
         let mut cmd = Command::new(&self.git.inner.program);
@@ -377,7 +419,11 @@ impl GitCommand {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd.env("GIT_ALLOW_PROTOCOL", &self.git.inner.allow_protocol_env);
         for setting in FORCED_CONFIG {
+            cmd.arg("-c").arg(setting);
+        }
+        for setting in &self.git.inner.protocol_config {
             cmd.arg("-c").arg(setting);
         }
         match &self.location {
@@ -462,7 +508,7 @@ impl GitCommand {
         let stdout = out.map_err(|e| GitError::io("reading git output", e))?;
         let stderr_raw = err.map_err(|e| GitError::io("reading git output", e))?;
         let status = status.map_err(|e| GitError::io("waiting for git", e))?;
-        let stderr = String::from_utf8_lossy(&stderr_raw).into_owned();
+        let stderr = redact_credentials(&String::from_utf8_lossy(&stderr_raw)).into_owned();
         tracing::trace!(
             args = ?shown_args,
             code = ?status.code(),
@@ -492,6 +538,23 @@ impl GitCommand {
     pub async fn run(self, cancel: &CancellationToken) -> Result<(), GitError> {
         self.output(cancel).await.map(|_| ())
     }
+}
+
+fn set_protocols(inner: &mut GitInner, protocols: &[&str]) {
+    let mut allowed: Vec<&str> = Vec::new();
+    for protocol in protocols {
+        let valid = !protocol.is_empty()
+            && protocol
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'+');
+        if valid && !NEVER_PROTOCOLS.contains(protocol) && !allowed.contains(protocol) {
+            allowed.push(protocol);
+        }
+    }
+    inner.protocol_config = std::iter::once("protocol.allow=never".to_string())
+        .chain(allowed.iter().map(|p| format!("protocol.{p}.allow=always")))
+        .collect();
+    inner.allow_protocol_env = allowed.join(":");
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -559,5 +622,80 @@ mod tests {
         let t = truncate(&s, 5);
         assert!(t.starts_with("üü"));
         assert!(t.ends_with("(truncated)"));
+    }
+
+    fn bare_repo(dir: &Path) -> PathBuf {
+        let path = dir.join("r.git");
+        let status = std::process::Command::new("git")
+            .args(["init", "--bare", "--quiet"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        path
+    }
+
+    #[tokio::test]
+    async fn only_allowed_transports_are_used_and_ext_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = bare_repo(dir.path());
+        let cancel = CancellationToken::new();
+        let git = Git::discover(None).await.unwrap();
+        assert_eq!(git.protocols(), DEFAULT_PROTOCOLS);
+        let ls = |git: &Git, url: &str| {
+            git.command(Location::Nowhere)
+                .args(["ls-remote", url])
+                .run(&cancel)
+        };
+        let local = repo.to_string_lossy().into_owned();
+        ls(&git, &local).await.unwrap();
+
+        let no_file = git.with_protocols(&["https", "ssh"]);
+        let err = ls(&no_file, &local).await.unwrap_err().to_string();
+        assert!(err.contains("transport 'file' not allowed"), "{err}");
+        let err = ls(&no_file, &format!("file://{local}"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transport 'file' not allowed"), "{err}");
+
+        // Plain http is not among the defaults.
+        let err = ls(&git, "http://127.0.0.1:1/x.git")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transport 'http' not allowed"), "{err}");
+
+        // ext:: runs a command: refused even when asked for, and even when the operator's
+        // global config would allow it.
+        let marker = dir.path().join("pwned");
+        let global = dir.path().join("gitconfig");
+        std::fs::write(&global, "[protocol \"ext\"]\n\tallow = always\n").unwrap();
+        let evil = git
+            .with_protocols(&["https", "ssh", "file", "ext", "fd"])
+            .with_env("GIT_CONFIG_GLOBAL", &global);
+        assert_eq!(evil.protocols(), DEFAULT_PROTOCOLS);
+        let url = format!("ext::sh -c touch% {}", marker.display());
+        let err = ls(&evil, &url).await.unwrap_err().to_string();
+        assert!(err.contains("transport 'ext' not allowed"), "{err}");
+        assert!(!marker.exists());
+    }
+
+    #[tokio::test]
+    async fn credentials_never_appear_in_errors() {
+        let git = Git::discover(None).await.unwrap();
+        let err = git
+            .command(Location::Nowhere)
+            .args(["ls-remote", "https://user:s3cret-pw@127.0.0.1:1/x.git"])
+            .run(&CancellationToken::new())
+            .await
+            .unwrap_err();
+        let GitError::Command { args, stderr, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(stderr.contains("127.0.0.1"), "git names the URL: {stderr}");
+        let shown = format!("{err} {err:?} {args:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("https://***@127.0.0.1:1/x.git"), "{shown}");
     }
 }

@@ -3,17 +3,20 @@
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
+use gantry_projections::CloseReason;
+use gantry_types::admin::{CreateTokenRequest, CreatedToken, Org, TokenInfo};
 use gantry_types::rest::{ActionRequest, CreateRepoRequest, CreateTaskRequest, WebhookResponse};
 use gantry_types::{Job, JobKind, Repo, Task};
 
 use crate::api::error::{ApiError, ApiResult};
-use crate::auth::{Principal, hash_token};
+use crate::auth::{Principal, Scope, generate_token, hash_token};
 use crate::engine::Engine;
+use crate::limits::RateLimiter;
 use crate::storage::{
     CancelOutcome, Enqueued, NewJob, NewTask, StorageError, StorageResult, Store,
 };
-use crate::validate;
+use crate::validate::{self, RemotePolicy};
 use crate::webhook;
 use crate::ws::WsConfig;
 use crate::ws::registry::Connections;
@@ -21,12 +24,16 @@ use gantry_projections::Hub;
 
 #[derive(Clone, Debug)]
 pub struct AppConfig {
-    /// Whether repos may use local paths and `file://` remotes.
-    pub allow_file_remotes: bool,
+    /// Which remote schemes repos may use (and so which transports git may use).
+    pub remotes: RemotePolicy,
     pub max_attempts: u32,
     pub ws: WsConfig,
     /// A cached branch row older than this is stale: a task on it waits for a register job.
     pub stale_after: std::time::Duration,
+    /// The largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Write requests per second per token (0: unlimited); beyond, 429 with `Retry-After`.
+    pub accept_rate: u32,
 }
 
 pub struct App {
@@ -39,6 +46,11 @@ pub struct App {
     tokens: DashMap<String, Principal>,
     /// repo id -> organisation id; a repo never changes organisation.
     repo_orgs: DashMap<String, String>,
+    /// Ids of tokens known to be revoked, so that a cache entry written by a request that raced
+    /// the revocation is never used.
+    revoked: DashSet<String>,
+    /// Write requests per token.
+    pub write_rate: RateLimiter,
 }
 
 impl App {
@@ -48,9 +60,11 @@ impl App {
             engine,
             hub,
             connections: Connections::default(),
+            write_rate: RateLimiter::new(config.accept_rate),
             config,
             tokens: DashMap::new(),
             repo_orgs: DashMap::new(),
+            revoked: DashSet::new(),
         }
     }
 
@@ -74,13 +88,63 @@ impl App {
     pub async fn authenticate(&self, token: &str) -> ApiResult<Option<Principal>> {
         let hash = hash_token(token);
         if let Some(principal) = self.tokens.get(&hash) {
+            if self.revoked.contains(&principal.token_id) {
+                return Ok(None);
+            }
             return Ok(Some(principal.clone()));
         }
         let principal = self.store.find_token(&hash).await?;
         if let Some(principal) = &principal {
+            if self.revoked.contains(&principal.token_id) {
+                return Ok(None);
+            }
             self.tokens.insert(hash, principal.clone());
         }
         Ok(principal)
+    }
+
+    /// Whether this node knows the token to be revoked.
+    pub fn is_revoked(&self, token_id: &str) -> bool {
+        self.revoked.contains(token_id)
+    }
+
+    /// Forgets a revoked token on this node: its cache entry, its rate bucket, and its open
+    /// WebSockets, which close with 4100 (`TOKEN_REVOKED`). Returns whether it was news.
+    pub fn forget_token(&self, token_id: &str) -> bool {
+        let news = self.revoked.insert(token_id.to_owned());
+        self.tokens
+            .retain(|_, principal| principal.token_id != token_id);
+        self.write_rate.forget(token_id);
+        self.connections
+            .close_token(token_id, CloseReason::TokenRevoked);
+        news
+    }
+
+    /// Learns of tokens revoked (on any node) at or after `since_ms`, and forgets them here.
+    /// Returns how many were news.
+    pub async fn recheck_revocations(&self, since_ms: i64) -> StorageResult<usize> {
+        let revoked = self.store.revoked_tokens_since(since_ms).await?;
+        Ok(revoked
+            .iter()
+            .filter(|(id, _)| !self.revoked.contains(id))
+            .filter(|(id, _)| self.forget_token(id))
+            .count())
+    }
+
+    /// Refuses a write over the token's rate with 429 and `Retry-After`.
+    pub fn check_write_rate(&self, principal: &Principal) -> ApiResult<()> {
+        self.write_rate.check(&principal.token_id).map_err(|wait| {
+            ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this token may make {} write requests per second; retry after {} ms",
+                    self.config.accept_rate,
+                    wait.as_millis()
+                ),
+            )
+            .retry_after(wait.as_secs_f64().ceil() as u64)
+        })
     }
 
     /// The repo named by id (or, for the CLI's convenience, by name) in the principal's
@@ -101,7 +165,7 @@ impl App {
         req: CreateRepoRequest,
     ) -> ApiResult<(Repo, Job)> {
         validate::repo_name(&req.name)?;
-        validate::remote_url(&req.remote_url, self.config.allow_file_remotes)?;
+        validate::remote_url(&req.remote_url, &self.config.remotes)?;
         let trunk = req.trunk.unwrap_or_else(|| "main".to_owned());
         validate::branch_name("trunk", &trunk)?;
         let first_sync = NewJob {
@@ -312,5 +376,65 @@ impl App {
                 job
             }
         })
+    }
+
+    /// Creates an organisation (admin).
+    pub async fn create_org(&self, name: &str) -> ApiResult<Org> {
+        validate::org_name(name)?;
+        let id = self.store.create_org(name).await.map_err(|e| match e {
+            StorageError::AlreadyExists(_) => ApiError::conflict(
+                "org_exists",
+                format!("an organisation named {name:?} already exists"),
+            ),
+            other => other.into(),
+        })?;
+        self.store
+            .find_org(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("org_not_found", "the new organisation vanished"))
+    }
+
+    /// Creates a `read` or `write` token in an organisation (admin). The secret is returned
+    /// here once and never stored.
+    pub async fn create_token(&self, req: &CreateTokenRequest) -> ApiResult<CreatedToken> {
+        let scope = match Scope::parse(req.scope.trim()) {
+            Some(scope @ (Scope::Read | Scope::Write)) => scope,
+            _ => {
+                return Err(ApiError::invalid(
+                    "invalid_scope",
+                    "scope must be \"read\" or \"write\"",
+                ));
+            }
+        };
+        let label = req
+            .label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty());
+        if label.is_some_and(|l| l.chars().count() > 200 || l.chars().any(char::is_control)) {
+            return Err(ApiError::invalid(
+                "invalid_label",
+                "label must be at most 200 printable characters",
+            ));
+        }
+        let org = self.store.find_org(&req.org).await?.ok_or_else(|| {
+            ApiError::not_found("org_not_found", format!("no organisation {:?}", req.org))
+        })?;
+        let token = generate_token();
+        let info = self
+            .store
+            .create_token(&org.id, &hash_token(&token), scope, label)
+            .await?;
+        Ok(CreatedToken { token, info })
+    }
+
+    /// Revokes a token (admin): at once on this node (cache, rate bucket, open sockets), within
+    /// the re-check interval on the others.
+    pub async fn revoke_token(&self, token_id: &str) -> ApiResult<TokenInfo> {
+        let info = self.store.revoke_token(token_id).await?.ok_or_else(|| {
+            ApiError::not_found("token_not_found", format!("no token {token_id:?}"))
+        })?;
+        self.forget_token(&info.id);
+        Ok(info)
     }
 }

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod dashboard;
 pub mod engine;
 pub mod git_jobs;
+pub mod limits;
 pub mod projector;
 pub mod server;
 pub mod storage;

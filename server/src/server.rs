@@ -16,6 +16,7 @@ use crate::auth::{Scope, generate_token, hash_token};
 use crate::engine::{Engine, EngineConfig, HandlerRegistry};
 use crate::projector::{self, ProjectionConfig};
 use crate::storage::{PgStore, SqliteStore, StorageError, Store};
+use crate::validate::{RemotePolicy, RemoteScheme};
 use crate::ws::WsConfig;
 use gantry_projections::CloseReason;
 
@@ -28,7 +29,10 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// The admin token to accept (from `GANTRY_TOKEN`); otherwise one is generated and kept.
     pub admin_token: Option<String>,
+    /// Allow local-path and `file://` remotes (added to `remote_schemes`).
     pub allow_file_remotes: bool,
+    /// The remote schemes repos may use, and so the transports git may use.
+    pub remote_schemes: Vec<RemoteScheme>,
     /// Create and register the demo repo at start.
     pub demo: bool,
     /// The git program (default: `git` on PATH).
@@ -39,6 +43,19 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// A cached branch row older than this is stale for task creation.
     pub stale_after: Duration,
+    /// Write requests per second per token (0: unlimited).
+    pub accept_rate: u32,
+    /// How long SQLite waits for a lock held by another process before answering busy.
+    pub sqlite_busy_timeout: Duration,
+    /// How often this node looks for tokens revoked on other nodes.
+    pub token_recheck_interval: Duration,
+}
+
+impl ServerConfig {
+    /// The remote schemes in force: the configured ones, plus `file` when allowed.
+    pub fn remote_policy(&self) -> RemotePolicy {
+        RemotePolicy::new(self.remote_schemes.iter().copied()).with_file(self.allow_file_remotes)
+    }
 }
 
 impl ServerConfig {
@@ -49,6 +66,7 @@ impl ServerConfig {
             database_url: None,
             admin_token: None,
             allow_file_remotes: false,
+            remote_schemes: vec![RemoteScheme::Https, RemoteScheme::Ssh],
             demo: false,
             git_program: None,
             engine: EngineConfig::default(),
@@ -56,6 +74,11 @@ impl ServerConfig {
             ws: WsConfig::default(),
             max_body_bytes: 64 * 1024,
             stale_after: Duration::from_secs(300),
+            // Unlimited for embedders and benchmarks; `gantry serve` defaults to 1000/s
+            // (`--accept-rate`).
+            accept_rate: 0,
+            sqlite_busy_timeout: crate::storage::sqlite::DEFAULT_BUSY_TIMEOUT,
+            token_recheck_interval: Duration::from_secs(1),
         }
     }
 }
@@ -91,6 +114,7 @@ pub struct Server {
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     projector: JoinHandle<()>,
+    revocations: JoinHandle<()>,
 }
 
 impl Server {
@@ -127,10 +151,12 @@ impl Server {
             engine,
             hub,
             AppConfig {
-                allow_file_remotes: config.allow_file_remotes,
+                remotes: config.remote_policy(),
                 max_attempts: config.engine.max_attempts,
                 ws: config.ws.clone(),
                 stale_after: config.stale_after,
+                max_body_bytes: config.max_body_bytes,
+                accept_rate: config.accept_rate,
             },
         ));
 
@@ -165,6 +191,11 @@ impl Server {
                 .with_graceful_shutdown(stop.clone().cancelled_owned())
                 .into_future(),
         );
+        let revocations = tokio::spawn(watch_revocations(
+            app.clone(),
+            config.token_recheck_interval,
+            stop.clone(),
+        ));
         info!(%addr, node = app.engine.node_id(), "gantry is serving");
         Ok(Server {
             addr,
@@ -173,6 +204,7 @@ impl Server {
             stop,
             http,
             projector,
+            revocations,
         })
     }
 
@@ -211,6 +243,7 @@ impl Server {
             Err(_) => warn!("open connections did not close within 10 s"),
         }
         let _ = self.projector.await;
+        let _ = self.revocations.await;
         self.app.store.close().await;
         info!("stopped");
         Ok(())
@@ -228,7 +261,32 @@ async fn open_store(config: &ServerConfig) -> Result<Store, ServeError> {
             None => return Err(ServeError::DatabaseUrl(url.clone())),
         },
     };
-    Ok(Store::Sqlite(SqliteStore::open(&path).await?))
+    Ok(Store::Sqlite(
+        SqliteStore::open_with(&path, config.sqlite_busy_timeout).await?,
+    ))
+}
+
+/// Tokens revoked on another node sharing the database: found by a periodic look at recent
+/// revocations, and then forgotten here (cache, rate bucket, open sockets) as if revoked here.
+async fn watch_revocations(app: Arc<App>, every: Duration, stop: CancellationToken) {
+    // Node clocks may disagree a little: look back further than one interval.
+    const SKEW_MS: i64 = 60_000;
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since = crate::clock::now_ms() - SKEW_MS;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = crate::clock::now_ms();
+        match app.recheck_revocations(since).await {
+            Ok(0) => {}
+            Ok(n) => info!(tokens = n, "tokens revoked elsewhere are now refused here"),
+            Err(error) => warn!(%error, "checking for revoked tokens failed"),
+        }
+        since = now - SKEW_MS;
+    }
 }
 
 /// The admin token: the configured one, or the one kept in the data dir, or a new one.
@@ -279,6 +337,12 @@ pub async fn default_handlers(config: &ServerConfig) -> HandlerRegistry {
     }
     match gantry_git::Git::discover(config.git_program.clone()).await {
         Ok(git) => {
+            // git may use only the transports of the allowed remote schemes (the demo's remote
+            // is a local path).
+            let policy = config
+                .remote_policy()
+                .with_file(config.allow_file_remotes || config.demo);
+            let git = git.with_protocols(&policy.git_protocols());
             let jobs = crate::git_jobs::GitJobs::new(git, &config.data_dir);
             jobs.recover().await;
             jobs.registry()

@@ -33,6 +33,25 @@ fn truncate(s: &str) -> String {
     s.chars().take(120).collect()
 }
 
+pub fn org_name(name: &str) -> Result<(), ApiError> {
+    plain_name(name).map_err(|()| {
+        ApiError::invalid(
+            "invalid_org_name",
+            "organisation name must be 1-100 characters of letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+        )
+    })
+}
+
+fn plain_name(name: &str) -> Result<(), ()> {
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid { Ok(()) } else { Err(()) }
+}
+
 pub fn repo_name(name: &str) -> Result<(), ApiError> {
     let valid = !name.is_empty()
         && name.len() <= 100
@@ -50,45 +69,136 @@ pub fn repo_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Allows `https://`, `http://`, `ssh://`, scp-like `user@host:path`, and local paths or
-/// `file://` only when configured. Never git's `ext::`/`fd::` transports or anything that could
-/// be read as an option.
-pub fn remote_url(url: &str, allow_file: bool) -> Result<(), ApiError> {
-    let invalid = |msg: &str| Err(ApiError::invalid("invalid_remote_url", msg.to_owned()));
+/// A kind of remote a repo may use. Git's `ext::` and `fd::` transports are never one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteScheme {
+    /// `https://`.
+    Https,
+    /// `ssh://` and scp-like `user@host:path`.
+    Ssh,
+    /// Plain `http://` (credentials and contents travel unencrypted): only when configured.
+    Http,
+    /// Local paths and `file://`: only when configured.
+    File,
+}
+
+impl RemoteScheme {
+    pub fn parse(name: &str) -> Option<RemoteScheme> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "https" => RemoteScheme::Https,
+            "ssh" => RemoteScheme::Ssh,
+            "http" => RemoteScheme::Http,
+            "file" => RemoteScheme::File,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteScheme::Https => "https",
+            RemoteScheme::Ssh => "ssh",
+            RemoteScheme::Http => "http",
+            RemoteScheme::File => "file",
+        }
+    }
+}
+
+/// The remote schemes a server accepts, which are also the only transports its git may use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemotePolicy {
+    allowed: Vec<RemoteScheme>,
+}
+
+impl Default for RemotePolicy {
+    /// `https` and `ssh`.
+    fn default() -> Self {
+        RemotePolicy::new([RemoteScheme::Https, RemoteScheme::Ssh])
+    }
+}
+
+impl RemotePolicy {
+    pub fn new(schemes: impl IntoIterator<Item = RemoteScheme>) -> RemotePolicy {
+        let mut allowed = Vec::new();
+        for scheme in schemes {
+            if !allowed.contains(&scheme) {
+                allowed.push(scheme);
+            }
+        }
+        RemotePolicy { allowed }
+    }
+
+    /// This policy with local and `file://` remotes allowed too (or not).
+    pub fn with_file(mut self, allow: bool) -> RemotePolicy {
+        self.allowed.retain(|s| *s != RemoteScheme::File);
+        if allow {
+            self.allowed.push(RemoteScheme::File);
+        }
+        self
+    }
+
+    pub fn allows(&self, scheme: RemoteScheme) -> bool {
+        self.allowed.contains(&scheme)
+    }
+
+    /// The transports git may use under this policy (its `protocol.<name>.allow` list).
+    pub fn git_protocols(&self) -> Vec<&'static str> {
+        self.allowed.iter().map(|s| s.as_str()).collect()
+    }
+
+    fn names(&self) -> String {
+        self.git_protocols().join(", ")
+    }
+}
+
+/// Checks a remote URL against the policy: `https://`, `ssh://` or scp-like `user@host:path`,
+/// `http://` and local paths or `file://` only when configured. Never git's `ext::`/`fd::`
+/// transports, any other `transport::address` form, or anything that could be read as an option.
+pub fn remote_url(url: &str, policy: &RemotePolicy) -> Result<(), ApiError> {
+    let invalid = |msg: String| Err(ApiError::invalid("invalid_remote_url", msg));
     if url.is_empty() || url.len() > 2048 {
-        return invalid("remote_url must be 1-2048 characters");
+        return invalid("remote_url must be 1-2048 characters".to_owned());
     }
     if url.starts_with('-') || url.chars().any(|c| c.is_control() || c == ' ') {
         return invalid(
-            "remote_url must not start with '-' or contain spaces or control characters",
+            "remote_url must not start with '-' or contain spaces or control characters".to_owned(),
         );
     }
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("ssh://")
-    {
-        return Ok(());
-    }
-    if lower.starts_with("file://") || url.starts_with('/') {
-        return if allow_file {
-            Ok(())
-        } else {
-            invalid(
-                "local and file:// remotes are disabled on this server (see --allow-file-remotes)",
-            )
-        };
-    }
-    if url.contains("::") {
-        return invalid("git transport helpers such as ext:: and fd:: are not allowed");
-    }
-    // scp-like syntax: user@host:path
-    if let Some((host, path)) = url.split_once(':')
+    let scheme = if lower.starts_with("https://") {
+        RemoteScheme::Https
+    } else if lower.starts_with("ssh://") {
+        RemoteScheme::Ssh
+    } else if lower.starts_with("http://") {
+        RemoteScheme::Http
+    } else if lower.starts_with("file://") || url.starts_with('/') {
+        RemoteScheme::File
+    } else if url.contains("::") {
+        return invalid("git transport helpers such as ext:: and fd:: are not allowed".to_owned());
+    } else if let Some((host, path)) = url.split_once(':')
         && host.contains('@')
         && !host.contains('/')
         && !path.is_empty()
     {
+        // scp-like syntax: user@host:path
+        RemoteScheme::Ssh
+    } else {
+        return invalid(format!(
+            "remote_url must be a URL of an allowed scheme ({}), or user@host:path for ssh",
+            policy.names()
+        ));
+    };
+    if policy.allows(scheme) {
         return Ok(());
     }
-    invalid("remote_url must be an https://, http://, ssh:// or user@host:path URL")
+    let hint = match scheme {
+        RemoteScheme::File => " (see --allow-file-remotes)",
+        _ => " (see --remote-schemes)",
+    };
+    invalid(format!(
+        "{} remotes are disabled on this server; allowed: {}{hint}",
+        scheme.as_str(),
+        policy.names()
+    ))
 }
 
 pub fn idempotency_key(key: &str) -> Result<(), ApiError> {
@@ -350,15 +460,42 @@ mod tests {
 
     #[test]
     fn remote_urls_are_allow_listed() {
-        assert!(remote_url("https://github.com/a/b.git", false).is_ok());
-        assert!(remote_url("git@github.com:a/b.git", false).is_ok());
-        assert!(remote_url("ssh://git@host/x", false).is_ok());
-        assert!(remote_url("/tmp/remote.git", false).is_err());
-        assert!(remote_url("/tmp/remote.git", true).is_ok());
-        assert!(remote_url("file:///tmp/r", true).is_ok());
-        assert!(remote_url("ext::sh -c touch% /tmp/pwned", true).is_err());
-        assert!(remote_url("fd::17", true).is_err());
-        assert!(remote_url("--upload-pack=evil", true).is_err());
-        assert!(remote_url("", true).is_err());
+        let default = RemotePolicy::default();
+        let files = RemotePolicy::default().with_file(true);
+        let all = RemotePolicy::new([
+            RemoteScheme::Https,
+            RemoteScheme::Ssh,
+            RemoteScheme::Http,
+            RemoteScheme::File,
+        ]);
+        assert!(remote_url("https://github.com/a/b.git", &default).is_ok());
+        assert!(remote_url("git@github.com:a/b.git", &default).is_ok());
+        assert!(remote_url("ssh://git@host/x", &default).is_ok());
+        assert!(remote_url("http://host/x", &default).is_err());
+        assert!(remote_url("http://host/x", &all).is_ok());
+        assert!(remote_url("/tmp/remote.git", &default).is_err());
+        assert!(remote_url("/tmp/remote.git", &files).is_ok());
+        assert!(remote_url("file:///tmp/r", &files).is_ok());
+        assert!(remote_url("file:///tmp/r", &default).is_err());
+        assert!(remote_url("git://host/x", &all).is_err());
+        for evil in [
+            "ext::sh -c touch% /tmp/pwned",
+            "ext::sh",
+            "fd::17",
+            "fd::0,1",
+            "--upload-pack=evil",
+            "-oProxyCommand=x",
+            "",
+            "transport::addr",
+            "relative/path",
+        ] {
+            assert!(remote_url(evil, &all).is_err(), "{evil}");
+        }
+        assert_eq!(
+            RemotePolicy::default().with_file(true).git_protocols(),
+            ["https", "ssh", "file"]
+        );
+        assert_eq!(RemoteScheme::parse(" HTTPS "), Some(RemoteScheme::Https));
+        assert_eq!(RemoteScheme::parse("ext"), None);
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Branch, Job, Repo, Task};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreateRepoRequest {
     pub name: String,
@@ -14,6 +14,21 @@ pub struct CreateRepoRequest {
     /// The secret GitHub signs this repo's webhooks with (`POST /v1/hooks/github`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
+}
+
+/// The webhook secret never reaches a log through `Debug`.
+impl std::fmt::Debug for CreateRepoRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateRepoRequest")
+            .field("name", &self.name)
+            .field("remote_url", &"<not shown>")
+            .field("trunk", &self.trunk)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -112,6 +112,36 @@ impl Api {
         Self::decode(request.send().await.expect("POST")).await
     }
 
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .delete(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("DELETE");
+        Self::decode(response).await
+    }
+
+    /// Creates an organisation (with an admin token) and returns its id.
+    pub async fn create_org(&self, name: &str) -> String {
+        let (status, body) = self.post("/v1/orgs", &json!({"name": name})).await;
+        assert_eq!(status, StatusCode::CREATED, "create org: {body}");
+        body["org"]["id"].as_str().expect("org id").to_owned()
+    }
+
+    /// Creates a token (with an admin token) and returns (secret, id).
+    pub async fn create_token(&self, org: &str, scope: &str) -> (String, String) {
+        let (status, body) = self
+            .post("/v1/tokens", &json!({"org": org, "scope": scope}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create token: {body}");
+        (
+            body["token"].as_str().expect("token").to_owned(),
+            body["info"]["id"].as_str().expect("token id").to_owned(),
+        )
+    }
+
     /// Registers a repo and returns its id.
     pub async fn create_repo(&self, name: &str, remote_url: &str) -> String {
         let (status, body) = self
@@ -393,7 +423,23 @@ impl BinaryServer {
         extra_args: &[&str],
         test_handlers: bool,
     ) -> BinaryServer {
-        Self::launch(data_dir, "127.0.0.1:0", extra_args, test_handlers).await
+        Self::launch(data_dir, "127.0.0.1:0", extra_args, test_handlers, &[]).await
+    }
+
+    /// Starts `gantry serve` with the real git jobs and without `--allow-file-remotes`.
+    pub async fn spawn_strict(data_dir: &Path, extra_args: &[&str]) -> BinaryServer {
+        let env = [("GANTRY_TEST_NO_FILE_REMOTES", "1")];
+        Self::launch(data_dir, "127.0.0.1:0", extra_args, false, &env).await
+    }
+
+    /// Like [`BinaryServer::spawn_with`], with extra environment variables (e.g. `RUST_LOG`).
+    pub async fn spawn_env(
+        data_dir: &Path,
+        extra_args: &[&str],
+        test_handlers: bool,
+        env: &[(&str, &str)],
+    ) -> BinaryServer {
+        Self::launch(data_dir, "127.0.0.1:0", extra_args, test_handlers, env).await
     }
 
     async fn launch(
@@ -401,6 +447,7 @@ impl BinaryServer {
         bind: &str,
         extra_args: &[&str],
         test_handlers: bool,
+        env: &[(&str, &str)],
     ) -> BinaryServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
@@ -411,13 +458,11 @@ impl BinaryServer {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--bind",
-                bind,
-                "--allow-file-remotes",
-                "--refresh-secs",
-                "0",
-            ])
+            .args(["--bind", bind, "--refresh-secs", "0"])
+            .args(
+                (!env.iter().any(|(k, _)| *k == "GANTRY_TEST_NO_FILE_REMOTES"))
+                    .then_some("--allow-file-remotes"),
+            )
             .args(extra_args)
             .args(&database)
             .env("GANTRY_TOKEN", token)
@@ -426,6 +471,7 @@ impl BinaryServer {
                 if test_handlers { "1" } else { "0" },
             )
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -509,6 +555,6 @@ impl BinaryServer {
     /// Like [`BinaryServer::spawn`], but listening on `bind` (e.g. a fixed port, so that a
     /// restarted server is found again at the same address by clients that reconnect).
     pub async fn spawn_bound(data_dir: &Path, bind: &str, extra_args: &[&str]) -> BinaryServer {
-        Self::launch(data_dir, bind, extra_args, true).await
+        Self::launch(data_dir, bind, extra_args, true, &[]).await
     }
 }

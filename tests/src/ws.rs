@@ -39,6 +39,35 @@ impl WsClient {
         WsClient { socket, next_id: 1 }
     }
 
+    /// Attempts an upgrade with the given token (header, if any) and `Origin` (if any): the
+    /// client, or the HTTP status the server refused with.
+    pub async fn try_connect(
+        base: &str,
+        token: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<WsClient, u16> {
+        let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().expect("ws request");
+        if let Some(token) = token {
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("header"),
+            );
+        }
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().expect("origin header"));
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(WsClient { socket, next_id: 1 }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(other) => panic!("ws connect failed: {other}"),
+        }
+    }
+
     /// A client whose socket receive buffer is tiny, so that it cannot hide a slow reader.
     pub async fn connect_with_small_buffer(base: &str, token: &str) -> WsClient {
         let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,7 +24,26 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds a `Retry-After` header (in whole seconds, at least 1).
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// 413: the body is over the configured limit.
+    pub fn body_too_large(limit: Option<usize>) -> ApiError {
+        let limit = limit.map_or_else(String::new, |l| format!(" of {l} bytes"));
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than this server's limit{limit} (--max-body-bytes)"
+            ),
+        )
     }
 
     /// 422: the request is well-formed but asks for something invalid.
@@ -73,8 +94,9 @@ impl From<StorageError> for ApiError {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
-                    "the database is unavailable or full; nothing was written, try again",
+                    "the database is unavailable, busy or full; nothing was written, try again",
                 )
+                .retry_after(1)
             }
             _ => {
                 error!(error = %err, "storage error");
@@ -104,6 +126,9 @@ impl From<JsonRejection> for ApiError {
                 "invalid_body",
                 format!("the body does not fit: {}", e.body_text()),
             ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::body_too_large(None)
+            }
             other => ApiError::new(other.status(), "invalid_body", other.body_text()),
         }
     }
@@ -117,7 +142,13 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -3,24 +3,29 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 
 /// `axum::Json`, but rejections become our error shape.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(value))
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, app).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::body_too_large(Some(app.config.max_body_bytes)))
+            }
+            Err(rejection) => Err(rejection.into()),
+        }
     }
 }
 
@@ -68,12 +73,34 @@ impl FromRequestParts<Arc<App>> for Writer {
         app: &Arc<App>,
     ) -> Result<Self, Self::Rejection> {
         let principal = Principal::from_request_parts(parts, app).await?;
-        if principal.can_write() {
-            Ok(Writer(principal))
-        } else {
-            Err(ApiError::forbidden(
+        if !principal.can_write() {
+            return Err(ApiError::forbidden(
                 "this token has read scope; this request needs write scope",
-            ))
+            ));
+        }
+        app.check_write_rate(&principal)?;
+        Ok(Writer(principal))
+    }
+}
+
+/// A principal that may manage organisations and tokens (scope `admin`).
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, app).await?;
+        if principal.scope == Scope::Admin {
+            Ok(Admin(principal))
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this token has {} scope; managing organisations and tokens needs admin scope",
+                principal.scope.as_str()
+            )))
         }
     }
 }

@@ -1,6 +1,10 @@
 //! The REST client behind `gantry repo` and `gantry act`.
 
 use anyhow::{Context, bail};
+use gantry_types::admin::{
+    CreateOrgRequest, CreateTokenRequest, CreatedToken, OrgResponse, OrgsResponse, TokenResponse,
+    TokensResponse,
+};
 use gantry_types::rest::{
     ActionRequest, CreateRepoRequest, CreateRepoResponse, ErrorBody, JobResponse, ReposResponse,
 };
@@ -142,4 +146,90 @@ fn urlencode(segment: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+pub async fn org_create(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let body = CreateOrgRequest {
+        name: name.to_owned(),
+    };
+    let created: OrgResponse = client
+        .send(client.http.post(client.url("/v1/orgs")).json(&body))
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&created.org)?);
+    eprintln!(
+        "created organisation {} ({})",
+        created.org.name, created.org.id
+    );
+    Ok(())
+}
+
+pub async fn org_list(args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let list: OrgsResponse = client.send(client.http.get(client.url("/v1/orgs"))).await?;
+    println!("{:<38} NAME", "ID");
+    for org in list.orgs {
+        println!("{:<38} {}", org.id, org.name);
+    }
+    Ok(())
+}
+
+/// Prints the new token's secret alone on stdout (for `$(gantry token create ...)`), and what it
+/// is on stderr.
+pub async fn token_create(
+    args: &ClientArgs,
+    org: &str,
+    scope: &str,
+    label: Option<&str>,
+) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let body = CreateTokenRequest {
+        org: org.to_owned(),
+        scope: scope.to_owned(),
+        label: label.map(str::to_owned),
+    };
+    let created: CreatedToken = client
+        .send(client.http.post(client.url("/v1/tokens")).json(&body))
+        .await?;
+    println!("{}", created.token);
+    eprintln!(
+        "created {} token {} in organisation {}; the secret above is shown only this once",
+        created.info.scope, created.info.id, created.info.org_id
+    );
+    Ok(())
+}
+
+pub async fn token_list(args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let list: TokensResponse = client
+        .send(client.http.get(client.url("/v1/tokens")))
+        .await?;
+    println!(
+        "{:<38} {:<38} {:<6} {:<8} LABEL",
+        "ID", "ORG", "SCOPE", "STATE"
+    );
+    for token in list.tokens {
+        println!(
+            "{:<38} {:<38} {:<6} {:<8} {}",
+            token.id,
+            token.org_id,
+            token.scope,
+            if token.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "active"
+            },
+            token.label.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+pub async fn token_revoke(args: &ClientArgs, id: &str) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let path = format!("/v1/tokens/{}", urlencode(id));
+    let revoked: TokenResponse = client.send(client.http.delete(client.url(&path))).await?;
+    println!("{}", serde_json::to_string_pretty(&revoked.token)?);
+    eprintln!("revoked token {}", revoked.token.id);
+    Ok(())
 }

@@ -38,6 +38,60 @@ pub enum Command {
     Watch(WatchArgs),
     /// Open the terminal client: repos, branch stacks, jobs and tasks, live.
     Tui(ClientArgs),
+    /// Manage organisations (needs an admin token).
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Manage tokens (needs an admin token).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation.
+    Create {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the organisations.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; the secret is printed on stdout, this once.
+    Create {
+        /// The organisation's name or id.
+        #[arg(long)]
+        org: String,
+        /// read (GET and subscribe) or write (also actions, tasks, repos, cancel).
+        #[arg(long, value_parser = ["read", "write"])]
+        scope: String,
+        /// A note on what the token is for.
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token by id: it is refused at once and its open WebSockets close (4100).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +176,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Act(args) => client::act(&args).await,
         Command::Watch(args) => watch::run(&args).await,
         Command::Tui(client) => tui(client).await,
+        Command::Org { command } => match command {
+            OrgCommand::Create { name, client } => client::org_create(&client, &name).await,
+            OrgCommand::List { client } => client::org_list(&client).await,
+        },
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                org,
+                scope,
+                label,
+                client,
+            } => client::token_create(&client, &org, &scope, label.as_deref()).await,
+            TokenCommand::List { client } => client::token_list(&client).await,
+            TokenCommand::Revoke { id, client } => client::token_revoke(&client, &id).await,
+        },
     }
 }
 

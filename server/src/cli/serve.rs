@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use gantry_server::engine::EngineConfig;
 use gantry_server::server::{Server, ServerConfig, default_handlers};
+use gantry_server::validate::RemoteScheme;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +65,49 @@ pub struct ServeArgs {
     pub stale_after_secs: u64,
     #[arg(long, env = "GANTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Remote schemes repos may use, and so the only transports git may use: any of https, ssh,
+    /// http (unencrypted), file (also by --allow-file-remotes). ext:: and fd:: never.
+    #[arg(
+        long,
+        env = "GANTRY_REMOTE_SCHEMES",
+        value_delimiter = ',',
+        default_value = "https,ssh",
+        value_parser = parse_scheme
+    )]
+    pub remote_schemes: Vec<RemoteScheme>,
+    /// Browser origins allowed to open WebSockets (comma-separated `scheme://host[:port]`);
+    /// default: only the server's own origin. Clients that send no Origin are not browsers and
+    /// are allowed.
+    #[arg(long, env = "GANTRY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// The largest request body accepted, in bytes (413 beyond).
+    #[arg(long, env = "GANTRY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// The largest WebSocket frame or message a client may send, in bytes (close 4101 beyond).
+    #[arg(long, env = "GANTRY_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+    /// Topics one WebSocket connection may subscribe to at once.
+    #[arg(long, env = "GANTRY_WS_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    pub ws_max_subscriptions: usize,
+    /// Open WebSocket connections per token (0: no limit; beyond, the upgrade answers 429).
+    #[arg(
+        long,
+        env = "GANTRY_WS_MAX_CONNECTIONS_PER_TOKEN",
+        default_value_t = 64
+    )]
+    pub ws_max_connections_per_token: usize,
+    /// Write requests (actions, repos, tasks, cancels) per second per token (0: no limit;
+    /// beyond, 429 with Retry-After).
+    #[arg(long, env = "GANTRY_ACCEPT_RATE", default_value_t = 1000)]
+    pub accept_rate: u32,
+    /// Milliseconds SQLite waits for a lock another process holds before a request answers 503.
+    #[arg(long, env = "GANTRY_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+fn parse_scheme(value: &str) -> Result<RemoteScheme, String> {
+    RemoteScheme::parse(value)
+        .ok_or_else(|| format!("unknown remote scheme {value:?}: use https, ssh, http or file"))
 }
 
 fn init_logging(format: LogFormat) {
@@ -91,7 +135,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine.prune.finished_jobs_per_repo = args.keep_jobs_per_repo;
     engine.refresh_interval =
         (args.refresh_secs > 0).then(|| Duration::from_secs(args.refresh_secs));
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         bind: args.bind,
         database_url: args.database_url,
         admin_token: args.token,
@@ -100,8 +144,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         git_program: args.git,
         stale_after: Duration::from_secs(args.stale_after_secs),
         engine,
+        remote_schemes: args.remote_schemes,
+        max_body_bytes: args.max_body_bytes,
+        accept_rate: args.accept_rate,
+        sqlite_busy_timeout: Duration::from_millis(args.sqlite_busy_timeout_ms),
         ..ServerConfig::new(args.data_dir)
     };
+    config.ws.max_message_bytes = args.ws_max_message_bytes.max(1024);
+    config.ws.max_connections_per_token = args.ws_max_connections_per_token;
+    config.ws.allowed_origins = args.allowed_origins;
+    config.projections.max_subscriptions_per_connection = args.ws_max_subscriptions.max(1);
     let handlers = default_handlers(&config).await;
     let server = Server::start(config, handlers)
         .await

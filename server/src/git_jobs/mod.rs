@@ -44,10 +44,15 @@ impl GitJobs {
     }
 
     /// Removes worktrees and stale locks that a crashed process left in any clone.
+    ///
+    /// A server killed with SIGKILL leaves its git children running (a push in flight, say):
+    /// first wait, a bounded time, for them to finish, so that a lock they still hold is never
+    /// taken for a stale one.
     pub async fn recover(&self) {
         let Ok(entries) = std::fs::read_dir(&self.repos_dir) else {
             return;
         };
+        wait_for_orphans(&self.repos_dir, ORPHAN_WAIT).await;
         let cancel = tokio_util::sync::CancellationToken::new();
         for entry in entries.flatten() {
             let path = entry.path();
@@ -284,6 +289,62 @@ impl GitJobs {
     }
 }
 
+/// How long start-up waits for git processes a killed predecessor left behind.
+const ORPHAN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until no process other than this one works inside `dir` (its working directory or its
+/// command line names it), at most `limit`. Linux only (`/proc`); elsewhere it returns at once.
+/// Returns whether it saw none at the end.
+pub async fn wait_for_orphans(dir: &Path, limit: std::time::Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut warned = false;
+    loop {
+        let busy = processes_inside(dir);
+        if busy.is_empty() {
+            return true;
+        }
+        if !warned {
+            info!(processes = ?busy, "waiting for git processes of a previous run to finish");
+            warned = true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(processes = ?busy, "git processes of a previous run are still running; recovering anyway");
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn processes_inside(dir: &Path) -> Vec<u32> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .parse::<u32>()
+                .ok()
+                .map(|pid| (pid, e.path()))
+        })
+        .filter(|(pid, _)| *pid != me)
+        .filter(|(_, path)| {
+            let inside_cwd =
+                std::fs::read_link(path.join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir));
+            inside_cwd
+                || std::fs::read(path.join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
 /// Stands in for the git jobs when git cannot run, so each job fails with the reason.
 pub struct GitUnavailable(pub String);
 
@@ -429,5 +490,40 @@ fn git_error(error: GitError) -> JobError {
         GitError::Cancelled => JobError::Cancelled,
         error if error.is_transient() => JobError::Transient(error.to_string()),
         error => JobError::failed(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn recovery_waits_for_git_left_running_by_a_killed_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let clone = dir.path().join("repos").join("r.git");
+        std::fs::create_dir_all(&clone).unwrap();
+        // A process working inside a clone, as an orphaned `git push` would.
+        let mut orphan = std::process::Command::new("sleep")
+            .arg("0.3")
+            .current_dir(&clone)
+            .spawn()
+            .unwrap();
+        assert!(wait_for_orphans(&dir.path().join("repos"), ORPHAN_WAIT).await);
+        assert!(
+            orphan.try_wait().unwrap().is_some() || processes_inside(&clone).is_empty(),
+            "recovery went on while the process still ran"
+        );
+        let _ = orphan.wait();
+        // Bounded: a process that never ends does not block start-up forever.
+        let mut stuck = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&clone)
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(!wait_for_orphans(&clone, std::time::Duration::from_millis(100)).await);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let _ = stuck.kill();
+        let _ = stuck.wait();
     }
 }

@@ -15,6 +15,7 @@ pub mod sqlite;
 
 use std::time::Duration;
 
+use gantry_types::admin::{Org, TokenInfo};
 use gantry_types::{
     Branch, BranchConflict, DiffStat, Job, JobKind, JobResult, Progress, Repo, Task,
 };
@@ -69,11 +70,25 @@ impl StorageError {
                     // as a terminated session or a shutdown (57).
                     let code = db.code();
                     let code = code.as_deref().unwrap_or_default();
-                    if ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c)) {
+                    let postgres = db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some()
+                        && ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c));
+                    // SQLite's primary result codes (the low byte of the extended code):
+                    // BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+                    let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                        && code
+                            .parse::<i32>()
+                            .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14));
+                    if postgres {
                         return true;
                     }
                     let msg = db.message();
-                    msg.contains("locked") || msg.contains("busy") || msg.contains("full")
+                    sqlite
+                        || msg.contains("locked")
+                        || msg.contains("busy")
+                        || msg.contains("full")
+                        || msg.contains("disk I/O")
                 }
                 _ => false,
             },
@@ -123,11 +138,22 @@ pub struct NewTask {
 }
 
 /// A repo a webhook may concern, with what is needed to verify it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WebhookTarget {
     pub repo_id: String,
     pub org_id: String,
     pub secret: Option<String>,
+}
+
+/// The secret never reaches a log through `Debug`.
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("repo_id", &self.repo_id)
+            .field("org_id", &self.org_id)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// The answer to an accept: a new job, or the job that already stands for the same request.
@@ -296,6 +322,43 @@ impl Store {
 
     pub async fn find_token(&self, token_hash: &str) -> StorageResult<Option<Principal>> {
         dispatch!(self.find_token(token_hash))
+    }
+
+    /// Stores a new token (by its hash) and describes it.
+    pub async fn create_token(
+        &self,
+        org_id: &str,
+        token_hash: &str,
+        scope: Scope,
+        label: Option<&str>,
+    ) -> StorageResult<TokenInfo> {
+        dispatch!(self.create_token(org_id, token_hash, scope, label))
+    }
+
+    /// Every token, revoked ones included, oldest first. Never the hashes.
+    pub async fn list_tokens(&self) -> StorageResult<Vec<TokenInfo>> {
+        dispatch!(self.list_tokens())
+    }
+
+    /// Marks a token revoked (once: a second call keeps the first time). `None` when no token
+    /// has this id.
+    pub async fn revoke_token(&self, token_id: &str) -> StorageResult<Option<TokenInfo>> {
+        dispatch!(self.revoke_token(token_id))
+    }
+
+    /// The ids of the tokens revoked at or after `since_ms` (unix ms), with when: how a node learns
+    /// of revocations made on another node.
+    pub async fn revoked_tokens_since(&self, since_ms: i64) -> StorageResult<Vec<(String, i64)>> {
+        dispatch!(self.revoked_tokens_since(since_ms))
+    }
+
+    /// The organisation with this id, or else with this name.
+    pub async fn find_org(&self, id_or_name: &str) -> StorageResult<Option<Org>> {
+        dispatch!(self.find_org(id_or_name))
+    }
+
+    pub async fn list_orgs(&self) -> StorageResult<Vec<Org>> {
+        dispatch!(self.list_orgs())
     }
 
     pub async fn create_repo(

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gantry_types::admin::{Org, TokenInfo};
 use gantry_types::ws::Op;
 use gantry_types::{
     Branch, Job, JobKind, JobStatus, Progress, ProgressLine, Repo, Task, TaskStatus,
@@ -307,6 +308,97 @@ impl PgStore {
             scope: Scope::parse(&scope)
                 .ok_or_else(|| StorageError::Corrupt(format!("token scope {scope:?}")))?,
         }))
+    }
+
+    pub async fn create_token(
+        &self,
+        org_id: &str,
+        token_hash: &str,
+        scope: Scope,
+        label: Option<&str>,
+    ) -> StorageResult<TokenInfo> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO tokens (id, org_id, hash, scope, label, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING \
+             RETURNING id, org_id, scope, label, created_at, revoked_at",
+        )
+        .bind(new_id())
+        .bind(org_id)
+        .bind(token_hash)
+        .bind(scope.as_str())
+        .bind(label)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StorageError::AlreadyExists("token"));
+        };
+        let info = token_info(&row)?;
+        self.commit(tx, ChangeSet::default()).await?;
+        Ok(info)
+    }
+
+    pub async fn list_tokens(&self) -> StorageResult<Vec<TokenInfo>> {
+        sqlx::query(
+            "SELECT id, org_id, scope, label, created_at, revoked_at FROM tokens \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_info)
+        .collect()
+    }
+
+    pub async fn revoke_token(&self, token_id: &str) -> StorageResult<Option<TokenInfo>> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(token_id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT id, org_id, scope, label, created_at, revoked_at FROM tokens WHERE id = $1",
+        )
+        .bind(token_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let info = row.as_ref().map(token_info).transpose()?;
+        self.commit(tx, ChangeSet::default()).await?;
+        Ok(info)
+    }
+
+    pub async fn revoked_tokens_since(&self, since_ms: i64) -> StorageResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, revoked_at FROM tokens WHERE revoked_at IS NOT NULL AND revoked_at >= $1",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("revoked_at")?)))
+            .collect()
+    }
+
+    pub async fn find_org(&self, id_or_name: &str) -> StorageResult<Option<Org>> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at FROM orgs WHERE id = $1 OR name = $1 \
+             ORDER BY (id = $1) DESC LIMIT 1",
+        )
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(org).transpose()
+    }
+
+    pub async fn list_orgs(&self) -> StorageResult<Vec<Org>> {
+        sqlx::query("SELECT id, name, created_at FROM orgs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(org)
+            .collect()
     }
 
     pub async fn create_repo(
@@ -1731,4 +1823,23 @@ async fn listen(
             }
         }
     }
+}
+
+fn token_info(row: &PgRow) -> StorageResult<TokenInfo> {
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        scope: row.try_get("scope")?,
+        label: row.try_get("label")?,
+        created_at: ts(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+    })
+}
+
+fn org(row: &PgRow) -> StorageResult<Org> {
+    Ok(Org {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: ts(row.try_get("created_at")?),
+    })
 }

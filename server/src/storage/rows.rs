@@ -83,6 +83,14 @@ impl DbRow for PgRow {
     }
 }
 
+/// A text with the credentials of any URL in it replaced by `***`.
+pub fn redact(text: String) -> String {
+    match gantry_git::redact_credentials(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(redacted) => redacted,
+    }
+}
+
 fn corrupt(what: &str, value: &str) -> StorageError {
     StorageError::Corrupt(format!("unknown {what} {value:?}"))
 }
@@ -123,7 +131,7 @@ pub fn job(row: &impl DbRow) -> StorageResult<Job> {
         branch: row.opt_text("branch")?,
         parent: row.opt_text("parent")?,
         status: JobStatus::parse(&status).ok_or_else(|| corrupt("job status", &status))?,
-        message: row.opt_text("message")?,
+        message: row.opt_text("message")?.map(redact),
         progress,
         attempt: u32_col(row, "attempt")?,
         max_attempts: u32_col(row, "max_attempts")?,
@@ -141,12 +149,13 @@ pub fn repo(row: &impl DbRow) -> StorageResult<Repo> {
     Ok(Repo {
         id: row.text("id")?,
         name: row.text("name")?,
-        remote_url: row.text("remote_url")?,
+        // The stored URL may carry credentials for git; no row shown to anyone does.
+        remote_url: redact(row.text("remote_url")?),
         trunk: row.text("trunk")?,
         branch_sync_status: BranchSyncStatus::parse(&status)
             .ok_or_else(|| corrupt("branch sync status", &status))?,
         branch_sync_at: opt_ts(row.opt_int("branch_sync_at")?),
-        branch_sync_error: row.opt_text("branch_sync_error")?,
+        branch_sync_error: row.opt_text("branch_sync_error")?.map(redact),
         created_at: ts(row.int("created_at")?),
         updated_at: ts(row.int("updated_at")?),
     })

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gantry_types::admin::{Org, TokenInfo};
 use gantry_types::ws::Op;
 use gantry_types::{
     Branch, Job, JobKind, JobStatus, Progress, ProgressLine, Repo, Task, TaskStatus,
@@ -36,6 +37,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 type Tx = Transaction<'static, Sqlite>;
 
+/// How long a statement waits for a lock held by another process, by default.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     write: SqlitePool,
@@ -54,12 +58,18 @@ fn new_id() -> String {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub async fn open(path: &Path) -> StorageResult<SqliteStore> {
+        Self::open_with(path, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// Like [`SqliteStore::open`], waiting at most `busy_timeout` for a lock another process
+    /// holds before a statement fails as busy (which requests answer with 503).
+    pub async fn open_with(path: &Path, busy_timeout: Duration) -> StorageResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -114,7 +124,21 @@ impl SqliteStore {
     }
 
     async fn begin(&self) -> StorageResult<Tx> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        match self.write.begin_with("BEGIN IMMEDIATE").await {
+            // A COMMIT that failed (a full disk) or a transaction SQLite rolled back on its own
+            // leaves sqlx counting an open transaction on the writer connection, which then
+            // refuses every later BEGIN: replace that connection, once.
+            Err(sqlx::Error::InvalidSavePointStatement | sqlx::Error::BeginFailed) => {
+                tracing::warn!(
+                    "replacing the database writer connection after a failed transaction"
+                );
+                if let Ok(conn) = self.write.acquire().await {
+                    let _ = conn.close().await;
+                }
+                Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Appends the change-log rows and commits; then wakes the projector.
@@ -231,6 +255,97 @@ impl SqliteStore {
             scope: Scope::parse(&scope)
                 .ok_or_else(|| StorageError::Corrupt(format!("token scope {scope:?}")))?,
         }))
+    }
+
+    pub async fn create_token(
+        &self,
+        org_id: &str,
+        token_hash: &str,
+        scope: Scope,
+        label: Option<&str>,
+    ) -> StorageResult<TokenInfo> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO tokens (id, org_id, hash, scope, label, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING \
+             RETURNING id, org_id, scope, label, created_at, revoked_at",
+        )
+        .bind(new_id())
+        .bind(org_id)
+        .bind(token_hash)
+        .bind(scope.as_str())
+        .bind(label)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StorageError::AlreadyExists("token"));
+        };
+        let info = token_info(&row)?;
+        self.commit(tx, ChangeSet::default()).await?;
+        Ok(info)
+    }
+
+    pub async fn list_tokens(&self) -> StorageResult<Vec<TokenInfo>> {
+        sqlx::query(
+            "SELECT id, org_id, scope, label, created_at, revoked_at FROM tokens \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(token_info)
+        .collect()
+    }
+
+    pub async fn revoke_token(&self, token_id: &str) -> StorageResult<Option<TokenInfo>> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+            .bind(token_id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT id, org_id, scope, label, created_at, revoked_at FROM tokens WHERE id = ?1",
+        )
+        .bind(token_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let info = row.as_ref().map(token_info).transpose()?;
+        self.commit(tx, ChangeSet::default()).await?;
+        Ok(info)
+    }
+
+    pub async fn revoked_tokens_since(&self, since_ms: i64) -> StorageResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, revoked_at FROM tokens WHERE revoked_at IS NOT NULL AND revoked_at >= ?1",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("revoked_at")?)))
+            .collect()
+    }
+
+    pub async fn find_org(&self, id_or_name: &str) -> StorageResult<Option<Org>> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at FROM orgs WHERE id = ?1 \
+             UNION ALL SELECT id, name, created_at FROM orgs WHERE name = ?1 LIMIT 1",
+        )
+        .bind(id_or_name)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(org).transpose()
+    }
+
+    pub async fn list_orgs(&self) -> StorageResult<Vec<Org>> {
+        sqlx::query("SELECT id, name, created_at FROM orgs ORDER BY name")
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(org)
+            .collect()
     }
 
     pub async fn create_repo(
@@ -1126,6 +1241,25 @@ impl SqliteStore {
             retained,
         })
     }
+}
+
+fn token_info(row: &SqliteRow) -> StorageResult<TokenInfo> {
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        scope: row.try_get("scope")?,
+        label: row.try_get("label")?,
+        created_at: ts(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+    })
+}
+
+fn org(row: &SqliteRow) -> StorageResult<Org> {
+    Ok(Org {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: ts(row.try_get("created_at")?),
+    })
 }
 
 fn json(row: &impl serde::Serialize) -> Value {

@@ -22,6 +22,11 @@ pub async fn serve(app: Arc<App>, principal: Principal, socket: WebSocket) {
     let outbox = app.hub.connect();
     let span = info_span!("ws", conn = outbox.id(), org = %principal.org_id);
     app.connections.add(&principal.token_id, &outbox);
+    // A revocation that landed between the upgrade's authentication and `add` found nothing to
+    // close: close now.
+    if app.is_revoked(&principal.token_id) {
+        outbox.close(CloseReason::TokenRevoked);
+    }
     let last_heard = Arc::new(AtomicI64::new(now_ms()));
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(
@@ -100,6 +105,56 @@ async fn read(
     }
 }
 
+/// Why a client's text frame is not a message: answered with an `error` frame carrying the
+/// request's `id` when one could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub id: Option<u64>,
+    /// `invalid_json`, `unknown_type` or `invalid_message`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Decodes one client text frame. Pure and total: any input gives a message or a precise error.
+pub fn decode(text: &str) -> Result<ClientMessage, DecodeError> {
+    // serde would also take a tagged enum from a sequence (`["ping"]`); the protocol is objects.
+    if !text.trim_start().starts_with('{') {
+        return Err(DecodeError {
+            id: None,
+            code: "invalid_json",
+            message: "not a JSON object: a message is one object with a \"type\"".to_owned(),
+        });
+    }
+    let error = match serde_json::from_str::<ClientMessage>(text) {
+        Ok(message) => return Ok(message),
+        Err(error) => error,
+    };
+    let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let (code, message) = match value
+        .as_ref()
+        .and_then(|v| v.get("type"))
+        .and_then(|t| t.as_str())
+    {
+        Some(kind) if !["subscribe", "unsubscribe", "ping"].contains(&kind) => (
+            "unknown_type",
+            format!(
+                "unknown message type {:?}; expected subscribe, unsubscribe or ping",
+                kind.chars().take(64).collect::<String>()
+            ),
+        ),
+        _ if value.is_none() => ("invalid_json", format!("not a JSON object: {error}")),
+        _ => (
+            "invalid_message",
+            format!("the message does not fit: {error}"),
+        ),
+    };
+    let id = value
+        .as_ref()
+        .and_then(|v| v.get("id"))
+        .and_then(|i| i.as_u64());
+    Err(DecodeError { id, code, message })
+}
+
 /// Answers one client message; `None` when the answer was already queued (a subscription).
 async fn handle(
     app: &App,
@@ -107,33 +162,9 @@ async fn handle(
     outbox: &Arc<Outbox>,
     text: &str,
 ) -> Option<bytes::Bytes> {
-    let message: ClientMessage = match serde_json::from_str(text) {
+    let message = match decode(text) {
         Ok(message) => message,
-        Err(error) => {
-            let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
-            let (code, detail) = match value
-                .as_ref()
-                .and_then(|v| v.get("type"))
-                .and_then(|t| t.as_str())
-            {
-                Some(kind) if !["subscribe", "unsubscribe", "ping"].contains(&kind) => (
-                    "unknown_type",
-                    format!(
-                        "unknown message type {kind:?}; expected subscribe, unsubscribe or ping"
-                    ),
-                ),
-                _ if value.is_none() => ("invalid_json", format!("not a JSON object: {error}")),
-                _ => (
-                    "invalid_message",
-                    format!("the message does not fit: {error}"),
-                ),
-            };
-            let id = value
-                .as_ref()
-                .and_then(|v| v.get("id"))
-                .and_then(|i| i.as_u64());
-            return Some(error_frame(id, code, detail));
-        }
+        Err(error) => return Some(error_frame(error.id, error.code, error.message)),
     };
     match message {
         ClientMessage::Ping { id } => Some(frame::encode(&ServerMessage::Pong { id })),
