@@ -156,8 +156,11 @@ impl ServerChild {
     }
 
     /// Closes stdin (the child shuts down cleanly) and waits, killing it after a while.
+    /// With `GANTRY_BENCH_SERVER_LOG=FILE` set, the child's log is appended there (the data
+    /// dir is temporary).
     pub async fn stop(mut self) -> BenchResult<()> {
         let _ = self.stdin.shutdown().await;
+        let log_path = self.log_path();
         drop(self.stdin);
         match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
             Ok(status) => {
@@ -167,6 +170,17 @@ impl ServerChild {
                 let _ = self.child.start_kill();
                 let _ = self.child.wait().await;
             }
+        }
+        if let Some(keep) = std::env::var_os("GANTRY_BENCH_SERVER_LOG") {
+            use std::io::Write;
+            let log = std::fs::read(&log_path).unwrap_or_default();
+            let mut out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&keep)
+                .map_err(BenchError::io("GANTRY_BENCH_SERVER_LOG"))?;
+            out.write_all(&log)
+                .map_err(BenchError::io("GANTRY_BENCH_SERVER_LOG"))?;
         }
         Ok(())
     }

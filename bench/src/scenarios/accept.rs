@@ -25,7 +25,7 @@ use crate::stats::{Samples, Summary};
 #[derive(Clone, Debug, clap::Args)]
 pub struct AcceptArgs {
     /// Requests per second, one run each.
-    #[arg(long, value_parser = super::list, default_value = "100,500,2000")]
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "100,500,2000")]
     pub rates: Vec<usize>,
     /// Seconds of load per run (the first second is warm-up, not counted).
     #[arg(long, default_value_t = 20)]

@@ -92,7 +92,16 @@ pub async fn measure(target: usize, steps: usize) -> BenchResult<Vec<IdleStep>> 
     .await?;
     let topic = format!("repo/{}/jobs", bench.repos[0]);
     // A first connection warms the allocator and the topic; the baseline is taken after it left.
-    drop(subscribe_many(&bench.server.url, &bench.server.token, &topic, 1, 1).await?);
+    drop(
+        subscribe_many(
+            &bench.server.url,
+            &bench.server.token,
+            &[topic.clone()],
+            1,
+            1,
+        )
+        .await?,
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let base = bench.server.rss_kib();
     let mut held = Vec::with_capacity(target);
@@ -104,7 +113,7 @@ pub async fn measure(target: usize, steps: usize) -> BenchResult<Vec<IdleStep>> 
         let more = subscribe_many(
             &bench.server.url,
             &bench.server.token,
-            &topic,
+            std::slice::from_ref(&topic),
             goal - open,
             256,
         )

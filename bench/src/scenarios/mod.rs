@@ -131,18 +131,18 @@ impl JobsDb {
     }
 }
 
-/// A client subscribed to a topic, with where its snapshot (or resume) left it.
+/// A client subscribed to some topics, with where each snapshot left it.
 pub struct Subscribed {
     pub ws: Ws,
-    pub cursor: Cursor,
+    pub cursors: Vec<Cursor>,
 }
 
-/// Opens `n` connections (at most `parallel` handshakes at once), each subscribed to `topic`
-/// and past its snapshot. Connection `offset + i` picks its loopback source address.
+/// Opens `n` connections (at most `parallel` handshakes at once), each subscribed to `topics`
+/// and past their snapshots. Connection `i` picks its loopback source address.
 pub async fn subscribe_many(
     base: &str,
     token: &str,
-    topic: &str,
+    topics: &[String],
     n: usize,
     parallel: usize,
 ) -> BenchResult<Vec<Subscribed>> {
@@ -150,22 +150,25 @@ pub async fn subscribe_many(
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let gate = gate.clone();
-        let (base, token, topic) = (base.to_owned(), token.to_owned(), topic.to_owned());
+        let (base, token, topics) = (base.to_owned(), token.to_owned(), topics.to_vec());
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
             let mut ws = ws::connect(&base, &token, ws::source_ip(i)).await?;
-            ws::subscribe(&mut ws, 1, &topic, None).await?;
-            let snapshot = ws::next_json(&mut ws).await?;
-            if snapshot["type"] != "snapshot" {
-                return Err(BenchError::Protocol(format!(
-                    "expected a snapshot: {snapshot}"
-                )));
+            let mut cursors = Vec::with_capacity(topics.len());
+            for (id, topic) in topics.iter().enumerate() {
+                ws::subscribe(&mut ws, id as u64 + 1, topic, None).await?;
+                let snapshot = ws::next_json(&mut ws).await?;
+                if snapshot["type"] != "snapshot" {
+                    return Err(BenchError::Protocol(format!(
+                        "expected a snapshot: {snapshot}"
+                    )));
+                }
+                cursors.push(Cursor {
+                    epoch: ws::epoch(&snapshot),
+                    position: snapshot["position"].as_i64().unwrap_or(0),
+                });
             }
-            let cursor = Cursor {
-                epoch: ws::epoch(&snapshot),
-                position: snapshot["position"].as_i64().unwrap_or(0),
-            };
-            Ok::<_, BenchError>(Subscribed { ws, cursor })
+            Ok::<_, BenchError>(Subscribed { ws, cursors })
         }));
     }
     let mut out = Vec::with_capacity(n);
@@ -176,17 +179,4 @@ pub async fn subscribe_many(
         );
     }
     Ok(out)
-}
-
-/// Parses a comma-separated list of numbers.
-pub fn list(text: &str) -> Result<Vec<usize>, String> {
-    text.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .replace('_', "")
-                .parse::<usize>()
-                .map_err(|e| format!("{s}: {e}"))
-        })
-        .collect()
 }

@@ -25,10 +25,10 @@ use crate::ws::{self, Kind, Ws};
 #[derive(Clone, Debug, clap::Args)]
 pub struct PushArgs {
     /// Subscriber counts, one run each.
-    #[arg(long, value_parser = super::list, default_value = "1,100,1000,10000")]
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "1,100,1000,10000")]
     pub subscribers: Vec<usize>,
     /// Diffs per second on the topic, one run each per subscriber count.
-    #[arg(long, value_parser = super::list, default_value = "50")]
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "50")]
     pub rates: Vec<usize>,
     /// Seconds the job keeps changing.
     #[arg(long, default_value_t = 10)]
@@ -168,7 +168,7 @@ pub async fn one(n: usize, rate: usize, duration: u64) -> BenchResult<PushResult
     let repo = bench.repos[0].clone();
     let topic = format!("repo/{repo}/jobs");
     let connect_start = Instant::now();
-    let clients = subscribe_many(&server.url, &server.token, &topic, n, 256).await?;
+    let clients = subscribe_many(&server.url, &server.token, &[topic.clone()], n, 256).await?;
     let connect_s = connect_start.elapsed().as_secs_f64();
 
     let count_steps = rate as u64 * duration;

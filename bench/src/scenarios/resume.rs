@@ -61,6 +61,7 @@ pub async fn run(args: &ResumeArgs) -> BenchResult<Report> {
         "reconnect storm, all clients resuming at once",
         &[
             "clients",
+            "topics each",
             "missed diffs each",
             "resumed",
             "fresh snapshots",
@@ -73,6 +74,7 @@ pub async fn run(args: &ResumeArgs) -> BenchResult<Report> {
     );
     table.row(vec![
         count(r.clients as f64),
+        "2".to_owned(),
         r.missed_diffs.to_string(),
         count(r.resumed as f64),
         count(r.snapshots as f64),
@@ -101,10 +103,23 @@ pub async fn storm(clients: usize, missed: usize, parallel: usize) -> BenchResul
     )
     .await?;
     let repo = bench.repos[0].clone();
-    let topic = format!("repo/{repo}/jobs");
-    let subscribed =
-        subscribe_many(&bench.server.url, &bench.server.token, &topic, clients, 256).await?;
-    let cursors: Vec<ws::Cursor> = subscribed.iter().map(|s| s.cursor.clone()).collect();
+    // Each client watches the repo's job list and one job (a dashboard with a job open): the
+    // list moves while they are away, the job does not.
+    let jobs = bench.api.get(&format!("/v1/repos/{repo}/jobs")).await?;
+    let first_job = jobs["jobs"][0]["id"]
+        .as_str()
+        .ok_or_else(|| BenchError::Protocol(format!("no job in {jobs}")))?
+        .to_owned();
+    let topics = vec![format!("repo/{repo}/jobs"), format!("job/{first_job}")];
+    let subscribed = subscribe_many(
+        &bench.server.url,
+        &bench.server.token,
+        &topics,
+        clients,
+        256,
+    )
+    .await?;
+    let cursors: Vec<Vec<ws::Cursor>> = subscribed.iter().map(|s| s.cursors.clone()).collect();
     drop(subscribed);
     let until = Instant::now() + Duration::from_secs(60);
     while bench.server.stats().await?["ws_connections"].as_u64() != Some(0) {
@@ -135,30 +150,40 @@ pub async fn storm(clients: usize, missed: usize, parallel: usize) -> BenchResul
     let tasks: Vec<_> = cursors
         .into_iter()
         .enumerate()
-        .map(|(i, cursor)| {
-            let (base, token, topic, gate) = (
+        .map(|(i, cursors)| {
+            let (base, token, topics, gate) = (
                 bench.server.url.clone(),
                 bench.server.token.clone(),
-                topic.clone(),
+                topics.clone(),
                 gate.clone(),
             );
             tokio::spawn(async move {
                 let permit = gate.acquire_owned().await;
                 let mut socket = ws::connect(&base, &token, ws::source_ip(i)).await?;
-                ws::subscribe(&mut socket, 1, &topic, Some(&cursor)).await?;
+                for (id, (topic, cursor)) in topics.iter().zip(&cursors).enumerate() {
+                    ws::subscribe(&mut socket, id as u64 + 1, topic, Some(cursor)).await?;
+                }
                 drop(permit);
-                let first = ws::next_json(&mut socket).await?;
-                let resumed = first["type"] == "resumed";
-                let mut seen = 0;
-                if resumed {
-                    while seen < expected {
-                        match ws::next_text(&mut socket).await? {
-                            Some(f) if ws::kind(&f) == Kind::Diff => seen += 1,
-                            Some(_) => {}
-                            None => break,
-                        }
+                // Both answers and every missed diff, in whatever order they interleave.
+                let (mut answers, mut all_resumed, mut seen) = (0, true, 0);
+                while answers < topics.len() || seen < expected {
+                    match ws::next_text(&mut socket).await? {
+                        Some(f) => match ws::kind(&f) {
+                            Kind::Diff => seen += 1,
+                            Kind::Resumed => answers += 1,
+                            Kind::Snapshot => {
+                                answers += 1;
+                                all_resumed = false;
+                            }
+                            Kind::Other => {}
+                        },
+                        None => break,
+                    }
+                    if !all_resumed && answers == topics.len() {
+                        break;
                     }
                 }
+                let resumed = all_resumed && answers == topics.len();
                 Ok::<_, BenchError>((resumed, seen >= expected, start.elapsed(), socket))
             })
         })
