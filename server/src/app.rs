@@ -39,7 +39,13 @@ pub struct App {
     tokens: DashMap<String, Principal>,
     /// repo id -> organisation id; a repo never changes organisation.
     repo_orgs: DashMap<String, String>,
+    /// job id -> organisation id; a job never changes repo. Bounded by [`JOB_ORGS_MAX`], so a
+    /// reconnect storm of clients watching jobs is authorised from memory, not the database.
+    job_orgs: DashMap<String, String>,
 }
+
+/// Entries kept in the job -> organisation cache before it is emptied and refilled.
+const JOB_ORGS_MAX: usize = 100_000;
 
 impl App {
     pub fn new(store: Store, engine: Arc<Engine>, hub: Arc<Hub>, config: AppConfig) -> App {
@@ -51,6 +57,7 @@ impl App {
             config,
             tokens: DashMap::new(),
             repo_orgs: DashMap::new(),
+            job_orgs: DashMap::new(),
         }
     }
 
@@ -68,7 +75,17 @@ impl App {
 
     /// The organisation owning a job's repo, if the job exists.
     pub async fn job_org(&self, job_id: &str) -> StorageResult<Option<String>> {
-        self.store.job_org(job_id).await
+        if let Some(org) = self.job_orgs.get(job_id) {
+            return Ok(Some(org.clone()));
+        }
+        let org = self.store.job_org(job_id).await?;
+        if let Some(org) = &org {
+            if self.job_orgs.len() >= JOB_ORGS_MAX {
+                self.job_orgs.clear();
+            }
+            self.job_orgs.insert(job_id.to_owned(), org.clone());
+        }
+        Ok(org)
     }
 
     pub async fn authenticate(&self, token: &str) -> ApiResult<Option<Principal>> {

@@ -326,7 +326,12 @@ impl BinaryServer {
         Self::launch(data_dir, "127.0.0.1:0", extra_args, test_handlers).await
     }
 
-    async fn launch(data_dir: &Path, bind: &str, extra_args: &[&str], test_handlers: bool) -> BinaryServer {
+    async fn launch(
+        data_dir: &Path,
+        bind: &str,
+        extra_args: &[&str],
+        test_handlers: bool,
+    ) -> BinaryServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let stderr_log = data_dir.join(format!("server-{}.log", uuid_like()));
         let log = std::fs::File::create(&stderr_log).expect("log file");
@@ -335,7 +340,13 @@ impl BinaryServer {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--bind", bind, "--allow-file-remotes", "--refresh-secs", "0"])
+            .args([
+                "--bind",
+                bind,
+                "--allow-file-remotes",
+                "--refresh-secs",
+                "0",
+            ])
             .args(extra_args)
             .env("GANTRY_TOKEN", token)
             .env(

@@ -461,6 +461,20 @@ async fn bad_input_gets_error_frames_and_the_connection_survives() {
         "the repo list is per organisation"
     );
 
+    // A job's topic too, also once its organisation is cached by an authorised subscribe.
+    let (_, jobs) = api.get(&format!("/v1/repos/{repo}/jobs")).await;
+    let job = jobs["jobs"][0]["id"]
+        .as_str()
+        .expect("the repo's first sync job")
+        .to_owned();
+    let mut own = WsClient::connect(&api.base, &api.token).await;
+    let frame = own.subscribe(&format!("job/{job}"), None).await;
+    assert_eq!(frame["type"], "snapshot", "{frame}");
+    for _ in 0..2 {
+        let frame = foreign.subscribe(&format!("job/{job}"), None).await;
+        assert_eq!(frame["code"], "topic_not_found", "{frame}");
+    }
+
     // An oversized frame closes the connection with the documented code.
     let mut big = WsClient::connect(&api.base, &api.token).await;
     big.send_raw(Message::Text("x".repeat(200 * 1024).into()))
