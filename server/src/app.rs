@@ -51,7 +51,13 @@ pub struct App {
     revoked: DashSet<String>,
     /// Write requests per token.
     pub write_rate: RateLimiter,
+    /// job id -> organisation id; a job never changes repo. Bounded by [`JOB_ORGS_MAX`], so a
+    /// reconnect storm of clients watching jobs is authorised from memory, not the database.
+    job_orgs: DashMap<String, String>,
 }
+
+/// Entries kept in the job -> organisation cache before it is emptied and refilled.
+const JOB_ORGS_MAX: usize = 100_000;
 
 impl App {
     pub fn new(store: Store, engine: Arc<Engine>, hub: Arc<Hub>, config: AppConfig) -> App {
@@ -65,6 +71,7 @@ impl App {
             tokens: DashMap::new(),
             repo_orgs: DashMap::new(),
             revoked: DashSet::new(),
+            job_orgs: DashMap::new(),
         }
     }
 
@@ -82,7 +89,17 @@ impl App {
 
     /// The organisation owning a job's repo, if the job exists.
     pub async fn job_org(&self, job_id: &str) -> StorageResult<Option<String>> {
-        self.store.job_org(job_id).await
+        if let Some(org) = self.job_orgs.get(job_id) {
+            return Ok(Some(org.clone()));
+        }
+        let org = self.store.job_org(job_id).await?;
+        if let Some(org) = &org {
+            if self.job_orgs.len() >= JOB_ORGS_MAX {
+                self.job_orgs.clear();
+            }
+            self.job_orgs.insert(job_id.to_owned(), org.clone());
+        }
+        Ok(org)
     }
 
     pub async fn authenticate(&self, token: &str) -> ApiResult<Option<Principal>> {

@@ -40,6 +40,8 @@ pub fn fast_engine() -> EngineConfig {
         shutdown_grace: Duration::from_secs(5),
         // Tests that want the periodic refresh turn it on; others must not see its syncs.
         refresh_interval: None,
+        // Tests count diffs per progress line; coalescing has its own test.
+        progress_interval: Duration::ZERO,
         ..EngineConfig::default()
     }
 }

@@ -416,7 +416,10 @@ async fn sigkill_at_random_moments_during_restacks_loses_nothing_and_half_applie
                     let done = finished
                         .iter()
                         .any(|j| j["id"] == other && j["status"] == "completed");
-                    assert!(done, "{job} was superseded by {other}, which did not complete");
+                    assert!(
+                        done,
+                        "{job} was superseded by {other}, which did not complete"
+                    );
                     completed += 1;
                     continue;
                 }

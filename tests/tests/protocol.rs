@@ -512,6 +512,20 @@ async fn bad_input_gets_error_frames_and_the_connection_survives() {
         "the repo list is per organisation"
     );
 
+    // A job's topic too, also once its organisation is cached by an authorised subscribe.
+    let (_, jobs) = api.get(&format!("/v1/repos/{repo}/jobs")).await;
+    let job = jobs["jobs"][0]["id"]
+        .as_str()
+        .expect("the repo's first sync job")
+        .to_owned();
+    let mut own = WsClient::connect(&api.base, &api.token).await;
+    let frame = own.subscribe(&format!("job/{job}"), None).await;
+    assert_eq!(frame["type"], "snapshot", "{frame}");
+    for _ in 0..2 {
+        let frame = foreign.subscribe(&format!("job/{job}"), None).await;
+        assert_eq!(frame["code"], "topic_not_found", "{frame}");
+    }
+
     // An oversized frame closes the connection with the documented code.
     let mut big = WsClient::connect(&api.base, &api.token).await;
     big.send_raw(Message::Text("x".repeat(200 * 1024).into()))
@@ -571,5 +585,52 @@ async fn progress_lines_appear_on_the_job_topic_as_they_are_reported() {
     assert!(
         line_position(2) < done_position,
         "lines are committed before the final state"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_jobs_progress_lines_are_coalesced_yet_all_delivered_in_order() {
+    let server = TestServer::start_with(
+        HandlerRegistry::uniform(std::sync::Arc::new(
+            gantry_server::engine::test_handlers::TestHandler,
+        )),
+        |config| config.engine.progress_interval = Duration::from_millis(200),
+    )
+    .await;
+    let api = server.api.clone();
+    let repo = quiet_repo(&api, "chatty").await;
+    let mut ws = WsClient::connect(&api.base, &api.token).await;
+    let mut jobs =
+        TopicMirror::from_snapshot(&ws.subscribe(&format!("repo/{repo}/jobs"), None).await);
+    // 50 lines, one every 2 ms: with a 200 ms interval, a handful of transactions.
+    let job = api.act(&repo, "rebase_branch", Some("spam-50"), None).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    while jobs
+        .rows
+        .get(&id)
+        .is_none_or(|job| job["status"] != "completed")
+    {
+        jobs.apply(&ws.next().await);
+    }
+    let mut lines = TopicMirror::from_snapshot(&ws.subscribe(&format!("job/{id}"), None).await);
+    let seqs: Vec<u64> = lines
+        .rows
+        .values()
+        .filter_map(|row| row.get("seq").and_then(Value::as_u64))
+        .collect();
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "every line, in order");
+    let last = lines.rows.remove(&id).expect("the job row");
+    assert_eq!(
+        last["progress"]["step"], 50,
+        "the job row shows the last line"
+    );
+    let progress_diffs = jobs
+        .diffs
+        .iter()
+        .filter(|d| d["ops"][0]["row"]["status"] == "running")
+        .count();
+    assert!(
+        (2..25).contains(&progress_diffs),
+        "one diff for the claim, then a few for 50 lines: {progress_diffs}"
     );
 }

@@ -45,6 +45,11 @@ pub struct EngineConfig {
     pub prune_interval: Duration,
     /// Queue a `sync_repo` for repos not synced for this long (`None`: never).
     pub refresh_interval: Option<Duration>,
+    /// The least time between two progress transactions of one job. A job's first line is
+    /// written at once; lines it reports within this interval after a write are written
+    /// together, in one transaction (one diff per topic), so a chatty job cannot flood the
+    /// single database writer. Zero: one transaction per line.
+    pub progress_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +73,7 @@ impl Default for EngineConfig {
             },
             prune_interval: Duration::from_secs(300),
             refresh_interval: Some(Duration::from_secs(600)),
+            progress_interval: Duration::from_millis(50),
         }
     }
 }

@@ -187,7 +187,11 @@ impl Engine {
     }
 }
 
-/// Writes progress lines in report order, fenced by the attempt.
+/// Lines written in one progress transaction at most.
+const PROGRESS_BATCH: usize = 100;
+
+/// Writes progress lines in report order, fenced by the attempt: the first line at once, then
+/// at most one transaction per `progress_interval`, holding every line reported meanwhile.
 async fn write_progress(
     engine: Arc<Engine>,
     job_id: String,
@@ -195,10 +199,28 @@ async fn write_progress(
     mut lines: mpsc::UnboundedReceiver<Progress>,
     running: Arc<RunningJob>,
 ) {
-    while let Some(progress) = lines.recv().await {
+    let interval = engine.config.progress_interval;
+    let mut next_write = tokio::time::Instant::now();
+    while let Some(first) = lines.recv().await {
+        let mut batch = vec![first];
+        if !interval.is_zero() {
+            let slot = tokio::time::sleep_until(next_write);
+            tokio::pin!(slot);
+            while batch.len() < PROGRESS_BATCH {
+                tokio::select! {
+                    biased;
+                    line = lines.recv() => match line {
+                        Some(line) => batch.push(line),
+                        // The job ended: write what is left now.
+                        None => break,
+                    },
+                    () = &mut slot => break,
+                }
+            }
+        }
         match engine
             .store
-            .report_progress(&job_id, attempt, &progress)
+            .report_progress_lines(&job_id, attempt, &batch)
             .await
         {
             Ok(()) => {}
@@ -208,6 +230,7 @@ async fn write_progress(
             }
             Err(error) => warn!(%error, "recording progress failed"),
         }
+        next_write = tokio::time::Instant::now() + interval;
     }
 }
 

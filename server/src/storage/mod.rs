@@ -479,7 +479,19 @@ impl Store {
         attempt: u32,
         progress: &Progress,
     ) -> StorageResult<()> {
-        dispatch!(self.report_progress(job_id, attempt, progress))
+        self.report_progress_lines(job_id, attempt, std::slice::from_ref(progress))
+            .await
+    }
+
+    /// Records several progress steps in one transaction: each as a line of the job's log, the
+    /// last one also on the job row; fenced. Nothing is written for no lines.
+    pub async fn report_progress_lines(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        lines: &[Progress],
+    ) -> StorageResult<()> {
+        dispatch!(self.report_progress_lines(job_id, attempt, lines))
     }
 
     /// Transition: `running` -> `completed` | `error` | `cancelled`, with the job's effects; fenced.

@@ -932,6 +932,20 @@ impl PgStore {
         Ok(LeaseRenewed { cancel_requested })
     }
 
+    /// Records several progress lines in order. Each line is its own fenced transaction here;
+    /// coalescing them into one commit is a SQLite writer optimisation not yet ported.
+    pub async fn report_progress_lines(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        lines: &[Progress],
+    ) -> StorageResult<()> {
+        for line in lines {
+            self.report_progress(job_id, attempt, line).await?;
+        }
+        Ok(())
+    }
+
     pub async fn report_progress(
         &self,
         job_id: &str,

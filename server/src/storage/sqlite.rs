@@ -146,18 +146,19 @@ impl SqliteStore {
         let mut last = None;
         if !changes.is_empty() {
             let now = now_ms();
-            for (topic, ops) in changes.into_rows() {
-                let position: i64 = sqlx::query_scalar(
-                    "INSERT INTO change_log (topic, ops, committed_at) VALUES (?1, ?2, ?3) \
-                     RETURNING position",
-                )
-                .bind(topic)
-                .bind(ops)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                last = Some(position);
+            let rows: Vec<(String, String)> = changes.into_rows().collect();
+            // One statement for every topic the transaction touched (see `values_insert`).
+            let sql = values_insert(
+                "INSERT INTO change_log (topic, ops, committed_at) VALUES ",
+                3,
+                rows.len(),
+                " RETURNING position",
+            );
+            let mut insert = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            for (topic, ops) in rows {
+                insert = insert.bind(topic).bind(ops).bind(now);
             }
+            last = insert.fetch_all(&mut *tx).await?.into_iter().max();
         }
         tx.commit().await?;
         if let Some(position) = last {
@@ -819,17 +820,21 @@ impl SqliteStore {
         })
     }
 
-    pub async fn report_progress(
+    pub async fn report_progress_lines(
         &self,
         job_id: &str,
         attempt: u32,
-        progress: &Progress,
+        lines: &[Progress],
     ) -> StorageResult<()> {
+        let Some(last) = lines.last() else {
+            return Ok(());
+        };
+        let count = i64::try_from(lines.len()).unwrap_or(i64::MAX);
         let mut tx = self.begin().await?;
         let now = now_ms();
         let row = sqlx::query(concat!(
             "UPDATE jobs SET progress_step = ?3, progress_total = ?4, progress_text = ?5, \
-             progress_seq = progress_seq + 1, updated_at = ?6 \
+             progress_seq = progress_seq + ?7, updated_at = ?6 \
              WHERE id = ?1 AND attempt = ?2 AND status = 'running' \
              RETURNING ",
             job_columns!(),
@@ -837,42 +842,56 @@ impl SqliteStore {
         ))
         .bind(job_id)
         .bind(i64::from(attempt))
-        .bind(i64::from(progress.step))
-        .bind(i64::from(progress.total))
-        .bind(&progress.text)
+        .bind(i64::from(last.step))
+        .bind(i64::from(last.total))
+        .bind(&last.text)
         .bind(now)
+        .bind(count)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             return Err(fenced(job_id, attempt));
         };
         let job = rows::job(&row)?;
-        let seq: i64 = row.try_get("progress_seq")?;
-        let line = ProgressLine {
-            job_id: job.id.clone(),
-            attempt,
-            seq: u32::try_from(seq).unwrap_or(u32::MAX),
-            step: progress.step,
-            total: progress.total,
-            text: progress.text.clone(),
-            at: ts(now),
-        };
-        sqlx::query(
-            "INSERT INTO job_progress (job_id, seq, attempt, step, total, text, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(&line.job_id)
-        .bind(seq)
-        .bind(i64::from(attempt))
-        .bind(i64::from(line.step))
-        .bind(i64::from(line.total))
-        .bind(&line.text)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let last_seq: i64 = row.try_get("progress_seq")?;
+        let progress_lines: Vec<ProgressLine> = lines
+            .iter()
+            .zip(last_seq - count + 1..)
+            .map(|(progress, seq)| ProgressLine {
+                job_id: job.id.clone(),
+                attempt,
+                seq: u32::try_from(seq).unwrap_or(u32::MAX),
+                step: progress.step,
+                total: progress.total,
+                text: progress.text.clone(),
+                at: ts(now),
+            })
+            .collect();
+        // One statement for all lines: every statement is a round trip to the connection's
+        // thread, which costs more than SQLite's own work here.
+        let sql = values_insert(
+            "INSERT INTO job_progress (job_id, seq, attempt, step, total, text, at) VALUES ",
+            7,
+            progress_lines.len(),
+            "",
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for line in &progress_lines {
+            insert = insert
+                .bind(&line.job_id)
+                .bind(i64::from(line.seq))
+                .bind(i64::from(attempt))
+                .bind(i64::from(line.step))
+                .bind(i64::from(line.total))
+                .bind(&line.text)
+                .bind(now);
+        }
+        insert.execute(&mut *tx).await?;
         let mut changes = ChangeSet::default();
         changes.job(&job);
-        changes.progress_line(&line);
+        for line in &progress_lines {
+            changes.progress_line(line);
+        }
         self.commit(tx, changes).await
     }
 
@@ -1260,6 +1279,13 @@ fn org(row: &SqliteRow) -> StorageResult<Org> {
         name: row.try_get("name")?,
         created_at: ts(row.try_get("created_at")?),
     })
+}
+
+/// `head` followed by `rows` groups of `columns` `?` placeholders, then `tail`: a multi-row
+/// statement built only from these constant pieces (no value ever enters the SQL text).
+fn values_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let group = format!("({})", vec!["?"; columns].join(", "));
+    format!("{head}{}{tail}", vec![group; rows].join(", "))
 }
 
 fn json(row: &impl serde::Serialize) -> Value {
