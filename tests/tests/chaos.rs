@@ -406,19 +406,18 @@ async fn sigkill_at_random_moments_during_restacks_loses_nothing_and_half_applie
             Some(job) if job["status"] == "completed" => completed += 1,
             Some(job) => {
                 let message = job["message"].as_str().unwrap_or_default();
-                // A retry that found an identical job already queued hands its work to that job;
-                // nothing is lost as long as that job completed.
+                // A retry that found an identical job already queued hands its work to that job,
+                // which this loop checks on its own (it is one of the accepted jobs): nothing is
+                // lost as long as that job finished.
                 let superseded_by = message
                     .split("superseded by queued job ")
                     .nth(1)
                     .map(|id| id.trim());
                 if let Some(other) = superseded_by {
-                    let done = finished
-                        .iter()
-                        .any(|j| j["id"] == other && j["status"] == "completed");
+                    let done = finished.iter().any(|j| j["id"] == other);
                     assert!(
                         done,
-                        "{job} was superseded by {other}, which did not complete"
+                        "{job} was superseded by {other}, which did not finish"
                     );
                     completed += 1;
                     continue;
