@@ -42,6 +42,9 @@ pub struct ChildArgs {
     /// Count the SQL statements the server runs (sqlx's statement log, counted not printed).
     #[arg(long)]
     pub count_queries: bool,
+    /// One transaction per progress line (no coalescing).
+    #[arg(long)]
+    pub progress_per_line: bool,
 }
 
 /// Counts sqlx's per-statement events.
@@ -78,6 +81,11 @@ pub async fn run(args: ChildArgs) -> BenchResult<()> {
     config.engine = EngineConfig {
         workers: args.workers,
         refresh_interval: None,
+        progress_interval: if args.progress_per_line {
+            Duration::ZERO
+        } else {
+            EngineConfig::default().progress_interval
+        },
         ..EngineConfig::default()
     };
     let handlers = if args.git {

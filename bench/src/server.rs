@@ -18,6 +18,9 @@ pub struct ServerOptions {
     pub database_url: Option<String>,
     pub git: bool,
     pub count_queries: bool,
+    /// Write every progress line in its own transaction (one diff each) instead of the
+    /// engine's default coalescing: the push and resume scenarios count on a diff per step.
+    pub progress_per_line: bool,
     /// The data dir; a temporary one when `None`.
     pub data_dir: Option<PathBuf>,
 }
@@ -63,6 +66,9 @@ impl ServerChild {
         }
         if options.count_queries {
             cmd.arg("--count-queries");
+        }
+        if options.progress_per_line {
+            cmd.arg("--progress-per-line");
         }
         let mut child = cmd
             .stdin(Stdio::piped())

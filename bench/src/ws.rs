@@ -47,6 +47,11 @@ pub async fn connect(base: &str, token: &str, source: Ipv4Addr) -> BenchResult<W
         .map_err(|_| BenchError::Protocol("token is not a header value".into()))?;
     request.headers_mut().insert("authorization", auth);
     let socket = TcpSocket::new_v4().map_err(BenchError::io("socket"))?;
+    // Closing with a reset leaves no TIME_WAIT behind: tens of thousands of client ports per
+    // source address would otherwise stay taken for a minute after each scenario.
+    socket
+        .set_zero_linger()
+        .map_err(BenchError::io("SO_LINGER"))?;
     socket
         .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
         .map_err(BenchError::io(format!("bind {source}")))?;
@@ -87,16 +92,26 @@ pub struct Cursor {
 }
 
 /// The next text frame (pings are answered by tungstenite while reading); `None` when closed.
+/// A frame that takes longer than [`FRAME_TIMEOUT`] is an error, so a lost diff fails the run
+/// instead of hanging it.
 pub async fn next_text(ws: &mut Ws) -> BenchResult<Option<String>> {
-    while let Some(msg) = ws.next().await {
+    loop {
+        let msg = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+            .await
+            .map_err(|_| BenchError::Timeout("a WebSocket frame".into()))?;
+        let Some(msg) = msg else {
+            return Ok(None);
+        };
         match msg? {
             Message::Text(text) => return Ok(Some(text.as_str().to_owned())),
             Message::Close(_) => return Ok(None),
             _ => {}
         }
     }
-    Ok(None)
 }
+
+/// The longest wait for one frame while a client expects one.
+pub const FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The first frame answering a subscribe, parsed (a snapshot, `resumed`, or an error).
 pub async fn next_json(ws: &mut Ws) -> BenchResult<Value> {

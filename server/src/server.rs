@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -186,6 +187,13 @@ impl Server {
         })?;
         let router = crate::api::router(app.clone())
             .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes));
+        // Diffs and 202s are small writes that must leave at once: Nagle's algorithm would
+        // hold one back until the client's delayed ACK (up to 40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                warn!(%error, "setting TCP_NODELAY failed");
+            }
+        });
         let http = tokio::spawn(
             axum::serve(listener, router)
                 .with_graceful_shutdown(stop.clone().cancelled_owned())

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use gantry_server::storage::{JobEffects, JobEnd, NewJob, PrunePolicy, StorageError, Store};
+use gantry_server::storage::{
+    FinishJob, JobEffects, JobEnd, NewJob, PrunePolicy, StorageError, Store,
+};
 use gantry_types::{JobKind, JobStatus};
 
 async fn store() -> (tempfile::TempDir, Store, String) {
@@ -173,4 +175,83 @@ async fn finished_jobs_are_pruned_beyond_the_count_kept_per_repo() {
         left.iter().any(|j| j.status == JobStatus::Queued),
         "queued jobs are never pruned"
     );
+}
+
+#[tokio::test]
+async fn a_batch_claim_takes_one_job_per_repo_and_a_batch_finish_fences_each_entry() {
+    let (_dir, store, repo) = store().await;
+    let org = store.default_org_id().await.unwrap();
+    let mut repos = vec![repo.clone()];
+    for (name, id) in [("r2", "repo-2"), ("r3", "repo-3")] {
+        let (r, _) = store
+            .create_repo(
+                &org,
+                name,
+                "https://h/x",
+                "main",
+                new_job(id, JobKind::SyncRepo, None),
+            )
+            .await
+            .unwrap();
+        repos.push(r.id);
+    }
+    // A second job on the first repo must wait behind that repo's first one.
+    store
+        .enqueue_job(new_job(&repo, JobKind::RebaseBranch, Some("a")))
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(30);
+    let claimed = store.claim_jobs("w1", lease, 10).await.unwrap();
+    let mut claimed_repos: Vec<&str> = claimed.iter().map(|c| c.job.repo_id.as_str()).collect();
+    claimed_repos.sort_unstable();
+    let mut expected: Vec<&str> = repos.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(
+        claimed_repos, expected,
+        "one job of each repo, in one claim"
+    );
+    assert!(store.claim_jobs("w1", lease, 10).await.unwrap().is_empty());
+
+    let before = store.changes_after(0, 10_000).await.unwrap();
+    let end = |job_id: &str, attempt| FinishJob {
+        job_id: job_id.to_owned(),
+        attempt,
+        end: JobEnd::Completed,
+        effects: JobEffects::default(),
+    };
+    let ends = vec![
+        end(&claimed[0].job.id, 1),
+        end(&claimed[1].job.id, 7), // a stale attempt
+        end(&claimed[2].job.id, 1),
+    ];
+    let results = store.finish_jobs(&ends).await;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap().status, JobStatus::Completed);
+    assert!(matches!(
+        results[1],
+        Err(StorageError::Fenced { attempt: 7, .. })
+    ));
+    assert_eq!(results[2].as_ref().unwrap().status, JobStatus::Completed);
+    let stale = store
+        .get_job(&org, &claimed[1].job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stale.status,
+        JobStatus::Running,
+        "the fenced entry wrote nothing"
+    );
+
+    // The two ends share one transaction: the shared `repos` topic got one change, not two.
+    let after = store
+        .changes_after(before.last().unwrap().position, 10_000)
+        .await
+        .unwrap();
+    let repos_topic = format!("org/{org}/repos");
+    assert_eq!(after.iter().filter(|c| c.topic == repos_topic).count(), 1);
+    // The first repo's second job is claimable now, and only it.
+    let next = store.claim_jobs("w1", lease, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.branch.as_deref(), Some("a"));
 }

@@ -158,6 +158,7 @@ pub async fn one(n: usize, rate: usize, duration: u64) -> BenchResult<PushResult
     let bench = Bench::start(
         &ServerOptions {
             workers: 4,
+            progress_per_line: true,
             ..ServerOptions::default()
         },
         1,

@@ -97,6 +97,7 @@ pub async fn storm(clients: usize, missed: usize, parallel: usize) -> BenchResul
         &ServerOptions {
             workers: 2,
             count_queries: true,
+            progress_per_line: true,
             ..ServerOptions::default()
         },
         1,

@@ -5,6 +5,7 @@
 //! dedupe) is enforced by the database; the engine's memory only holds what is running here.
 
 pub mod backoff;
+mod finisher;
 pub mod handler;
 mod runner;
 pub mod state;
@@ -106,11 +107,13 @@ pub struct Engine {
     node_id: String,
     wake: Notify,
     running: DashMap<String, Arc<RunningJob>>,
+    finisher: finisher::Finisher,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Engine {
+    /// Needs a Tokio runtime: the job-end writer starts here.
     pub fn new(
         store: Store,
         handlers: HandlerRegistry,
@@ -118,6 +121,7 @@ impl Engine {
         data_dir: PathBuf,
     ) -> Arc<Engine> {
         Arc::new(Engine {
+            finisher: finisher::Finisher::start(store.clone()),
             store,
             handlers,
             config,
@@ -185,16 +189,18 @@ impl Engine {
 
     async fn dispatch(self: Arc<Self>) {
         loop {
+            // Every free worker's job is claimed in one transaction.
             while self.running.len() < self.config.workers && !self.shutdown.is_cancelled() {
+                let free = self.config.workers - self.running.len();
                 match self
                     .store
-                    .claim_next_job(&self.node_id, self.config.lease)
+                    .claim_jobs(&self.node_id, self.config.lease, free)
                     .await
                 {
-                    Ok(Some(claimed)) => self.spawn_job(claimed),
-                    Ok(None) => break,
+                    Ok(claimed) if claimed.is_empty() => break,
+                    Ok(claimed) => claimed.into_iter().for_each(|job| self.spawn_job(job)),
                     Err(error) => {
-                        warn!(%error, "claiming a job failed");
+                        warn!(%error, "claiming jobs failed");
                         break;
                     }
                 }

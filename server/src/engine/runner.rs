@@ -12,7 +12,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::handler::{JobContext, JobError};
 use super::state::{StopReason, Transition, decide};
 use super::{Engine, RunningJob};
-use crate::storage::{ClaimedJob, JobEnd, StorageError};
+use crate::storage::{ClaimedJob, FinishJob, JobEnd, StorageError};
 
 impl Engine {
     pub(super) fn spawn_job(self: &Arc<Self>, claimed: ClaimedJob) {
@@ -155,15 +155,21 @@ impl Engine {
         transition: &Transition,
     ) -> Result<gantry_types::Job, StorageError> {
         let store = &self.store;
+        let end = |end, effects| FinishJob {
+            job_id: job_id.to_owned(),
+            attempt,
+            end,
+            effects,
+        };
         match transition {
             Transition::Complete(effects) => {
-                store
-                    .finish_job(job_id, attempt, JobEnd::Completed, effects.clone())
+                self.finisher
+                    .finish(end(JobEnd::Completed, effects.clone()))
                     .await
             }
             Transition::Fail(effects) => {
-                store
-                    .finish_job(job_id, attempt, JobEnd::Failed, effects.clone())
+                self.finisher
+                    .finish(end(JobEnd::Failed, effects.clone()))
                     .await
             }
             Transition::Cancel => {
@@ -171,9 +177,7 @@ impl Engine {
                     message: Some("cancelled while running".to_owned()),
                     ..Default::default()
                 };
-                store
-                    .finish_job(job_id, attempt, JobEnd::Cancelled, effects)
-                    .await
+                self.finisher.finish(end(JobEnd::Cancelled, effects)).await
             }
             Transition::Retry { delay, message } => {
                 store.retry_job(job_id, attempt, *delay, message).await

@@ -225,6 +225,23 @@ pub struct JobEffects {
     pub branches: Option<Vec<BranchState>>,
 }
 
+/// The answer to a worker write whose attempt no longer holds the job.
+fn fenced(job_id: &str, attempt: u32) -> StorageError {
+    StorageError::Fenced {
+        job_id: job_id.to_owned(),
+        attempt,
+    }
+}
+
+/// One running job's end, as [`Store::finish_jobs`] records it.
+#[derive(Clone, Debug)]
+pub struct FinishJob {
+    pub job_id: String,
+    pub attempt: u32,
+    pub end: JobEnd,
+    pub effects: JobEffects,
+}
+
 /// How a running job ends.
 #[derive(Clone, Debug)]
 pub enum JobEnd {
@@ -459,7 +476,18 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> StorageResult<Option<ClaimedJob>> {
-        dispatch!(self.claim_next_job(worker, lease))
+        Ok(self.claim_jobs(worker, lease, 1).await?.pop())
+    }
+
+    /// Transition: `queued` -> `running` for up to `limit` jobs, oldest due first, at most one
+    /// per repo and none of a repo with a running job; one transaction for them all.
+    pub async fn claim_jobs(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> StorageResult<Vec<ClaimedJob>> {
+        dispatch!(self.claim_jobs(worker, lease, limit))
     }
 
     /// Renews the lease of a running job; fenced.
@@ -502,7 +530,37 @@ impl Store {
         end: JobEnd,
         effects: JobEffects,
     ) -> StorageResult<Job> {
-        dispatch!(self.finish_job(job_id, attempt, end, effects))
+        let end = FinishJob {
+            job_id: job_id.to_owned(),
+            attempt,
+            end,
+            effects,
+        };
+        self.finish_jobs(std::slice::from_ref(&end))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(fenced(job_id, attempt)))
+    }
+
+    /// [`finish_job`](Self::finish_job) for several jobs, committed together (one answer per
+    /// entry, in order). When the shared transaction fails, each job is written alone, so one
+    /// job's failing write never decides the others'.
+    pub async fn finish_jobs(&self, ends: &[FinishJob]) -> Vec<StorageResult<Job>> {
+        match dispatch!(self.finish_jobs(ends)) {
+            Ok(results) => results,
+            Err(error) if ends.len() == 1 => vec![Err(error)],
+            Err(_) => {
+                let mut results = Vec::with_capacity(ends.len());
+                for end in ends {
+                    let alone = dispatch!(self.finish_jobs(std::slice::from_ref(end)));
+                    results.push(alone.and_then(|mut r| {
+                        r.pop()
+                            .unwrap_or_else(|| Err(fenced(&end.job_id, end.attempt)))
+                    }));
+                }
+                results
+            }
+        }
     }
 
     /// Transition: `running` -> `queued` again, due after `delay`, for a transient failure; fenced.

@@ -32,8 +32,9 @@ use super::TopicRows;
 use super::changes::{ChangeSet, StoredChange, TopicKey};
 use super::rows;
 use super::{
-    BranchLink, BranchState, CancelOutcome, ClaimedJob, Enqueued, JobEffects, JobEnd, LeaseRenewed,
+    BranchLink, BranchState, CancelOutcome, ClaimedJob, Enqueued, FinishJob, JobEnd, LeaseRenewed,
     NewJob, NewTask, ProjectionSeed, PrunePolicy, StorageError, StorageResult, WebhookTarget,
+    fenced,
 };
 use crate::auth::{Principal, Scope};
 use crate::clock::{ms_after, now_ms, ts};
@@ -807,13 +808,15 @@ impl PgStore {
         .collect()
     }
 
-    pub async fn claim_next_job(
+    /// Claims up to `limit` due jobs, each of a repo with no running job, in one transaction.
+    pub async fn claim_jobs(
         &self,
         worker: &str,
         lease: Duration,
-    ) -> StorageResult<Option<ClaimedJob>> {
+        limit: usize,
+    ) -> StorageResult<Vec<ClaimedJob>> {
         for _ in 0..CLAIM_TRIES {
-            match self.try_claim_next_job(worker, lease).await {
+            match self.try_claim_jobs(worker, lease, limit).await {
                 // Another node claimed a job of the same repo at the same moment and committed
                 // first. That repo is now busy, so the next try looks past it; after a few
                 // tries "nothing claimed now" is the answer, not an error.
@@ -822,91 +825,41 @@ impl PgStore {
                 other => return other,
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
-    async fn try_claim_next_job(
+    async fn try_claim_jobs(
         &self,
         worker: &str,
         lease: Duration,
-    ) -> StorageResult<Option<ClaimedJob>> {
+        limit: usize,
+    ) -> StorageResult<Vec<ClaimedJob>> {
         let mut tx = self.begin().await?;
-        let due = now_ms();
-        // The claim can wait inside the unique index: when its snapshot predates another node's
+        // A claim can wait inside the unique index: when its snapshot predates another node's
         // claim on the same repo, it waits on that job's writes (progress, then its end) until
         // the job stops running, and only then becomes the repo's running job. The wait is cut
-        // short, so that a busy repo never holds up this node's claims on other repos, and the
-        // start time is taken afterwards.
+        // short, so that a busy repo never holds up this node's claims on other repos; each
+        // start time is taken after its claim.
         sqlx::query("SET LOCAL lock_timeout = '200ms'")
             .execute(&mut *tx)
             .await?;
-        let claimed: Option<String> = sqlx::query_scalar(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, completed_at = NULL, \
-             lease_owner = $2, progress_step = NULL, progress_total = NULL, progress_text = NULL \
-             WHERE id = (SELECT j.id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= $1 \
-                 AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.repo_id = j.repo_id \
-                                 AND r.status = 'running') \
-                 ORDER BY j.run_at, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
-             RETURNING id",
-        )
-        .bind(due)
-        .bind(worker)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(job_id) = claimed else {
-            return Ok(None);
-        };
-        // The rest waits like any writer (for the change counter, under load).
+        let mut changes = ChangeSet::default();
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
+            match claim_in(&mut tx, worker, lease, &mut changes).await? {
+                Some(job) => claimed.push(job),
+                None => break,
+            }
+        }
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        // Taking the positions waits like any writer (for the change counter, under load).
         sqlx::query("SET LOCAL lock_timeout = DEFAULT")
             .execute(&mut *tx)
             .await?;
-        let now = now_ms();
-        let row = sqlx::query(concat!(
-            "UPDATE jobs SET started_at = $2, updated_at = $2, lease_expires_at = $3 \
-             WHERE id = $1 RETURNING ",
-            job_columns!(),
-            ""
-        ))
-        .bind(&job_id)
-        .bind(now)
-        .bind(now.saturating_add(ms(lease)))
-        .fetch_one(&mut *tx)
-        .await?;
-        let job = rows::job(&row)?;
-        let repo_row = sqlx::query(concat!(
-            "UPDATE repos SET branch_sync_status = 'syncing', updated_at = $2 WHERE id = $1 \
-             RETURNING ",
-            repo_columns!(),
-            ""
-        ))
-        .bind(&job.repo_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let repo = rows::repo(&repo_row)?;
-        let org_id: String = repo_row.try_get("org_id")?;
-        let mut changes = ChangeSet::default();
-        changes.job(&job);
-        changes.repo(&org_id, &repo);
-        if let Some(branch) = &job.branch {
-            let rows = sqlx::query(concat!(
-                "UPDATE branches SET active_job_id = $3, updated_at = $4 \
-                 WHERE repo_id = $1 AND name = $2 RETURNING ",
-                branch_columns!(),
-                ""
-            ))
-            .bind(&job.repo_id)
-            .bind(branch)
-            .bind(&job.id)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in &rows {
-                changes.branch(&rows::branch(row)?);
-            }
-        }
         self.commit(tx, changes).await?;
-        Ok(Some(ClaimedJob { job, repo, org_id }))
+        Ok(claimed)
     }
 
     pub async fn heartbeat_job(
@@ -1003,70 +956,23 @@ impl PgStore {
         self.commit(tx, changes).await
     }
 
-    pub async fn finish_job(
-        &self,
-        job_id: &str,
-        attempt: u32,
-        end: JobEnd,
-        effects: JobEffects,
-    ) -> StorageResult<Job> {
+    /// Records how several running jobs ended, in one transaction. Each entry is fenced on its
+    /// own: a stale one answers `Fenced` and writes nothing. An error of the transaction as a
+    /// whole is the outer error.
+    pub async fn finish_jobs(&self, ends: &[FinishJob]) -> StorageResult<Vec<StorageResult<Job>>> {
         let mut tx = self.begin().await?;
         let now = now_ms();
-        let status = match end {
-            JobEnd::Completed => JobStatus::Completed,
-            JobEnd::Failed => JobStatus::Error,
-            JobEnd::Cancelled => JobStatus::Cancelled,
-        };
-        let result = match &effects.result {
-            Some(result) => Some(
-                serde_json::to_string(result)
-                    .map_err(|e| StorageError::Corrupt(format!("job result: {e}")))?,
-            ),
-            None => None,
-        };
-        let row = sqlx::query(concat!(
-            "UPDATE jobs SET status = $3, message = COALESCE($4, message), result = $5, \
-             completed_at = $6, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING ",
-            job_columns!(),
-            ""
-        ))
-        .bind(job_id)
-        .bind(i64::from(attempt))
-        .bind(status.as_str())
-        .bind(&effects.message)
-        .bind(result)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(fenced(job_id, attempt));
-        };
-        let job = rows::job(&row)?;
         let mut changes = ChangeSet::default();
-        changes.job(&job);
-        release_branches(&mut tx, &job, now, &mut changes).await?;
-        let refreshed = effects.branches.is_some();
-        if let Some(states) = effects.branches {
-            replace_branches(&mut tx, &job.repo_id, states, now, &mut changes).await?;
+        let mut results = Vec::with_capacity(ends.len());
+        for end in ends {
+            results.push(
+                finish_in(&mut tx, end, now, &mut changes)
+                    .await?
+                    .ok_or_else(|| fenced(&end.job_id, end.attempt)),
+            );
         }
-        settle_tasks(&mut tx, &job, now, &mut changes).await?;
-        let (sync_status, sync_error) = match (&end, refreshed) {
-            (_, true) => ("synced", None),
-            (JobEnd::Failed, false) => ("error", job.message.clone()),
-            (_, false) => ("restore", None),
-        };
-        update_repo_sync(
-            &mut tx,
-            &job.repo_id,
-            sync_status,
-            sync_error,
-            now,
-            &mut changes,
-        )
-        .await?;
         self.commit(tx, changes).await?;
-        Ok(job)
+        Ok(results)
     }
 
     pub async fn retry_job(
@@ -1378,13 +1284,6 @@ fn json(row: &impl serde::Serialize) -> Value {
     serde_json::to_value(row).unwrap_or(Value::Null)
 }
 
-fn fenced(job_id: &str, attempt: u32) -> StorageError {
-    StorageError::Fenced {
-        job_id: job_id.to_owned(),
-        attempt,
-    }
-}
-
 fn stored_change(row: &PgRow) -> StorageResult<StoredChange> {
     let ops: String = row.try_get("ops")?;
     let ops: Vec<Op> = serde_json::from_str(&ops)
@@ -1635,6 +1534,132 @@ async fn settle_tasks(
 }
 
 /// Clears `active_job_id` on the branches a finished job was working on.
+/// Claims the first due job of a repo with no running job (this transaction's claims included),
+/// skipping jobs another transaction holds.
+async fn claim_in(
+    tx: &mut Tx,
+    worker: &str,
+    lease: Duration,
+    changes: &mut ChangeSet,
+) -> StorageResult<Option<ClaimedJob>> {
+    let due = now_ms();
+    let claimed: Option<String> = sqlx::query_scalar(
+        "UPDATE jobs SET status = 'running', attempt = attempt + 1, completed_at = NULL, \
+         lease_owner = $2, progress_step = NULL, progress_total = NULL, progress_text = NULL \
+         WHERE id = (SELECT j.id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.repo_id = j.repo_id \
+                             AND r.status = 'running') \
+             ORDER BY j.run_at, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
+         RETURNING id",
+    )
+    .bind(due)
+    .bind(worker)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(job_id) = claimed else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let row = sqlx::query(concat!(
+        "UPDATE jobs SET started_at = $2, updated_at = $2, lease_expires_at = $3 \
+         WHERE id = $1 RETURNING ",
+        job_columns!(),
+        ""
+    ))
+    .bind(&job_id)
+    .bind(now)
+    .bind(now.saturating_add(ms(lease)))
+    .fetch_one(&mut **tx)
+    .await?;
+    let job = rows::job(&row)?;
+    let repo_row = sqlx::query(concat!(
+        "UPDATE repos SET branch_sync_status = 'syncing', updated_at = $2 WHERE id = $1 \
+         RETURNING ",
+        repo_columns!(),
+        ""
+    ))
+    .bind(&job.repo_id)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let repo = rows::repo(&repo_row)?;
+    let org_id: String = repo_row.try_get("org_id")?;
+    changes.job(&job);
+    changes.repo(&org_id, &repo);
+    if let Some(branch) = &job.branch {
+        let rows = sqlx::query(concat!(
+            "UPDATE branches SET active_job_id = $3, updated_at = $4 \
+             WHERE repo_id = $1 AND name = $2 RETURNING ",
+            branch_columns!(),
+            ""
+        ))
+        .bind(&job.repo_id)
+        .bind(branch)
+        .bind(&job.id)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in &rows {
+            changes.branch(&rows::branch(row)?);
+        }
+    }
+    Ok(Some(ClaimedJob { job, repo, org_id }))
+}
+
+/// Records how one running job ended; `None` when the attempt is no longer the running one.
+async fn finish_in(
+    tx: &mut Tx,
+    f: &FinishJob,
+    now: i64,
+    changes: &mut ChangeSet,
+) -> StorageResult<Option<Job>> {
+    let status = match f.end {
+        JobEnd::Completed => JobStatus::Completed,
+        JobEnd::Failed => JobStatus::Error,
+        JobEnd::Cancelled => JobStatus::Cancelled,
+    };
+    let result = match &f.effects.result {
+        Some(result) => Some(
+            serde_json::to_string(result)
+                .map_err(|e| StorageError::Corrupt(format!("job result: {e}")))?,
+        ),
+        None => None,
+    };
+    let row = sqlx::query(concat!(
+        "UPDATE jobs SET status = $3, message = COALESCE($4, message), result = $5, \
+         completed_at = $6, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING ",
+        job_columns!(),
+        ""
+    ))
+    .bind(&f.job_id)
+    .bind(i64::from(f.attempt))
+    .bind(status.as_str())
+    .bind(&f.effects.message)
+    .bind(result)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let job = rows::job(&row)?;
+    changes.job(&job);
+    release_branches(tx, &job, now, changes).await?;
+    let refreshed = f.effects.branches.is_some();
+    if let Some(states) = &f.effects.branches {
+        replace_branches(tx, &job.repo_id, states, now, changes).await?;
+    }
+    settle_tasks(tx, &job, now, changes).await?;
+    let (sync_status, sync_error) = match (&f.end, refreshed) {
+        (_, true) => ("synced", None),
+        (JobEnd::Failed, false) => ("error", job.message.clone()),
+        (_, false) => ("restore", None),
+    };
+    update_repo_sync(tx, &job.repo_id, sync_status, sync_error, now, changes).await?;
+    Ok(Some(job))
+}
+
 async fn release_branches(
     tx: &mut Tx,
     job: &Job,
@@ -1706,7 +1731,7 @@ async fn update_repo_sync(
 async fn replace_branches(
     tx: &mut Tx,
     repo_id: &str,
-    states: Vec<BranchState>,
+    states: &[BranchState],
     now: i64,
     changes: &mut ChangeSet,
 ) -> StorageResult<()> {
