@@ -67,16 +67,17 @@ pub fn push_latency(results: &[PushResult], path: &Path) -> BenchResult<()> {
     chart
         .draw_series(LineSeries::new(
             vec![(0.8, 10.0), (max_n * 1.5, 10.0)],
-            ShapeStyle::from(&RGBColor(150, 150, 150)).stroke_width(1),
+            // Red, so that it does not vanish into the 10 ms grid line.
+            ShapeStyle::from(&RGBColor(200, 40, 40)).stroke_width(2),
         ))
         .map_err(chart_error)?
         .label("target p99 (10 ms)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(150, 150, 150)));
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 40, 40)));
     let mut by_rate: BTreeMap<usize, Vec<&PushResult>> = BTreeMap::new();
     for r in results {
         by_rate.entry(r.rate).or_default().push(r);
     }
-    let palette = [BLUE, RED, GREEN, MAGENTA, CYAN];
+    let palette = [BLUE, GREEN, MAGENTA, CYAN, BLACK];
     for (i, (rate, mut rs)) in by_rate.into_iter().enumerate() {
         rs.sort_by_key(|r| r.subscribers);
         let color = palette[i % palette.len()];

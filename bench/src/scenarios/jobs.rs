@@ -426,7 +426,7 @@ pub async fn run(args: &JobsArgs) -> BenchResult<Report> {
         }
     }
     report.note("gantry's cores: the server process only; graphile's: all postgres + node processes (its script's own accounting)");
-    report.note("a gantry job is claimed and finished in two transactions, each also appending change-log rows that the projector reads and fans out; graphile's batched mode locks and completes jobs in sets");
+    report.note("gantry claims every free worker's job in one transaction and group-commits the ends that wait together; each job still writes its own row, its repo's sync state and its change-log rows (which the projector reads and fans out), where graphile deletes a finished job");
     if args.database_url.is_none() && !args.no_peer {
         report.note("gantry ran on SQLite (its default); graphile-worker on PostgreSQL: compare the PostgreSQL row once gantry's PostgreSQL backend is merged (--database-url postgres://postgres@127.0.0.1:5432/gantry_bench)");
     }
