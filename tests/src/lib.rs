@@ -156,6 +156,19 @@ impl Api {
         body["repo"]["id"].as_str().expect("repo id").to_owned()
     }
 
+    /// Registers a repo and waits for its first sync to complete (a no-op under the test
+    /// handlers), so that what a test starts next is the repo's only job.
+    pub async fn create_synced_repo(&self, name: &str, remote_url: &str) -> String {
+        let id = self.create_repo(name, remote_url).await;
+        let (_, jobs) = self.get(&format!("/v1/repos/{id}/jobs")).await;
+        self.wait_status(
+            jobs["jobs"][0]["id"].as_str().expect("first sync job"),
+            "completed",
+        )
+        .await;
+        id
+    }
+
     /// Posts an action and returns the 202's job.
     pub async fn act(
         &self,

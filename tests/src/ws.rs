@@ -216,3 +216,20 @@ pub fn row_key(row: &Value) -> String {
     }
     row["id"].as_str().unwrap_or_default().to_owned()
 }
+
+/// Applies diffs from `ws` to the mirrors of their topics (each checked to continue its topic's
+/// `prev` chain) until `done` holds for them.
+pub async fn follow(
+    ws: &mut WsClient,
+    mirrors: &mut std::collections::HashMap<String, TopicMirror>,
+    done: impl Fn(&std::collections::HashMap<String, TopicMirror>) -> bool,
+) {
+    while !done(mirrors) {
+        let frame = ws.next().await;
+        let topic = frame["topic"].as_str().expect("topic").to_owned();
+        mirrors
+            .get_mut(&topic)
+            .unwrap_or_else(|| panic!("frame for unsubscribed {topic}"))
+            .apply(&frame);
+    }
+}

@@ -156,15 +156,6 @@ impl CliRun {
     }
 }
 
-/// Registers a repo and waits for its first sync (a no-op under the test handlers).
-async fn quiet_repo(api: &Api, name: &str) -> String {
-    let id = api.create_repo(name, REMOTE).await;
-    let (_, jobs) = api.get(&format!("/v1/repos/{id}/jobs")).await;
-    api.wait_status(jobs["jobs"][0]["id"].as_str().unwrap(), "completed")
-        .await;
-    id
-}
-
 /// A loopback port nobody listens on right now.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
@@ -176,7 +167,7 @@ async fn act_follow_shows_progress_live_and_exits_with_the_jobs_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let server = BinaryServer::spawn(dir.path(), &[]).await;
     let api = server.api.clone();
-    quiet_repo(&api, "follow").await;
+    api.create_synced_repo("follow", REMOTE).await;
 
     // Completed: every progress line in order on stderr, the final job on stdout, exit 0.
     let mut run = CliRun::spawn(
@@ -293,7 +284,7 @@ async fn watch_prints_events_and_resumes_across_a_server_restart_without_gap_or_
     let bind = format!("127.0.0.1:{port}");
     let server = BinaryServer::spawn_bound(data_dir, &bind, &[]).await;
     let api = server.api.clone();
-    let repo = quiet_repo(&api, "watched").await;
+    let repo = api.create_synced_repo("watched", REMOTE).await;
     let topic = format!("repo/{repo}/jobs");
 
     // Refusals end the command with a clear message.
@@ -421,7 +412,7 @@ async fn act_follow_resumes_across_a_server_restart() {
     let bind = format!("127.0.0.1:{}", free_port());
     let server = BinaryServer::spawn_bound(data_dir, &bind, &[]).await;
     let api = server.api.clone();
-    quiet_repo(&api, "restart").await;
+    api.create_synced_repo("restart", REMOTE).await;
 
     let mut run = CliRun::spawn(
         &api,

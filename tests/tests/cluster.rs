@@ -15,7 +15,7 @@ use std::time::Duration;
 use gantry_server::engine::HandlerRegistry;
 use gantry_server::engine::test_handlers::TestHandler;
 use gantry_tests::gitrepo::{Remote, refs_of};
-use gantry_tests::ws::{TopicMirror, WsClient};
+use gantry_tests::ws::{TopicMirror, WsClient, follow};
 use gantry_tests::{Api, BinaryServer, DEADLINE, TestServer, eventually, postgres_only, time};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -39,15 +39,6 @@ async fn node(
     .await
 }
 
-/// A repo whose first sync has finished.
-async fn quiet_repo(api: &Api, name: &str) -> String {
-    let id = api.create_repo(name, REMOTE).await;
-    let (_, jobs) = api.get(&format!("/v1/repos/{id}/jobs")).await;
-    api.wait_status(jobs["jobs"][0]["id"].as_str().unwrap(), "completed")
-        .await;
-    id
-}
-
 /// All jobs of a repo, as the REST API shows them (by id).
 async fn job_table(api: &Api, repo: &str) -> BTreeMap<String, Value> {
     let (status, body) = api.get(&format!("/v1/repos/{repo}/jobs?limit=1000")).await;
@@ -68,22 +59,6 @@ async fn subscribe_jobs(ws: &mut WsClient, repos: &[String]) -> HashMap<String, 
         mirrors.insert(topic, TopicMirror::from_snapshot(&snapshot));
     }
     mirrors
-}
-
-/// Applies diffs (each checked to continue its topic's `prev` chain) until `done` holds.
-async fn follow(
-    ws: &mut WsClient,
-    mirrors: &mut HashMap<String, TopicMirror>,
-    done: impl Fn(&HashMap<String, TopicMirror>) -> bool,
-) {
-    while !done(mirrors) {
-        let frame = ws.next().await;
-        let topic = frame["topic"].as_str().expect("topic").to_owned();
-        mirrors
-            .get_mut(&topic)
-            .unwrap_or_else(|| panic!("frame for unsubscribed {topic}"))
-            .apply(&frame);
-    }
 }
 
 /// The statuses each job went through on a mirror, in the order its diffs showed them.
@@ -122,7 +97,9 @@ async fn concurrent_writers_on_every_node_give_subscribers_one_gapless_order() {
     // until the writers cancel them: every request is one committed change.
     let mut repos = Vec::new();
     for i in 0..4 {
-        let repo = quiet_repo(&apis[0], &format!("writers-{i}")).await;
+        let repo = apis[0]
+            .create_synced_repo(&format!("writers-{i}"), REMOTE)
+            .await;
         let blocker = apis[0]
             .act(&repo, "rebase_branch", Some(&format!("block-w{i}")), None)
             .await;
@@ -252,7 +229,11 @@ async fn two_nodes_share_200_jobs_each_run_once_and_one_repo_never_runs_two() {
     let b = BinaryServer::spawn(&dir.path().join("b"), &args).await;
     let mut repos = Vec::new();
     for i in 0..10 {
-        repos.push(quiet_repo(&a.api, &format!("shared-{i}")).await);
+        repos.push(
+            a.api
+                .create_synced_repo(&format!("shared-{i}"), REMOTE)
+                .await,
+        );
     }
     let mut ws = WsClient::connect(&b.api.base, &b.api.token).await;
     let mut mirrors = subscribe_jobs(&mut ws, &repos).await;
@@ -568,7 +549,7 @@ async fn cut_database_connections_are_reopened_and_no_change_is_missed() {
     })
     .await;
     let b = node(&url, |_| {}).await;
-    let repo = quiet_repo(&b.api, "cut").await;
+    let repo = b.api.create_synced_repo("cut", REMOTE).await;
     let mut ws = WsClient::connect(&a.api.base, &a.api.token).await;
     let mut mirrors = subscribe_jobs(&mut ws, std::slice::from_ref(&repo)).await;
     let mut db = admin().await;
@@ -689,7 +670,7 @@ async fn identical_requests_racing_on_two_nodes_get_one_job() {
     };
     let a = node(&url, |_| {}).await;
     let b = node(&url, |_| {}).await;
-    let repo = quiet_repo(&a.api, "race").await;
+    let repo = a.api.create_synced_repo("race", REMOTE).await;
     let blocker = a
         .api
         .act(&repo, "rebase_branch", Some("block-race"), None)

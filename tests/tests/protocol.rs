@@ -6,37 +6,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use gantry_server::engine::HandlerRegistry;
-use gantry_tests::ws::{Ended, TopicMirror, WsClient};
-use gantry_tests::{Api, TestServer, eventually};
+use gantry_tests::ws::{Ended, TopicMirror, WsClient, follow};
+use gantry_tests::{TestServer, eventually};
 use gantry_types::ws::close_code;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const REMOTE: &str = "https://example.invalid/r.git";
-
-async fn quiet_repo(api: &Api, name: &str) -> String {
-    let id = api.create_repo(name, REMOTE).await;
-    let (_, jobs) = api.get(&format!("/v1/repos/{id}/jobs")).await;
-    api.wait_status(jobs["jobs"][0]["id"].as_str().unwrap(), "completed")
-        .await;
-    id
-}
-
-/// Reads diffs into the mirrors until `done` holds for them.
-async fn follow(
-    ws: &mut WsClient,
-    mirrors: &mut HashMap<String, TopicMirror>,
-    done: impl Fn(&HashMap<String, TopicMirror>) -> bool,
-) {
-    while !done(mirrors) {
-        let frame = ws.next().await;
-        let topic = frame["topic"].as_str().expect("topic").to_owned();
-        mirrors
-            .get_mut(&topic)
-            .unwrap_or_else(|| panic!("frame for unsubscribed {topic}"))
-            .apply(&frame);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_job_is_seen_queued_then_running_then_completed_with_gapless_prev_chains() {
@@ -44,7 +20,7 @@ async fn each_job_is_seen_queued_then_running_then_completed_with_gapless_prev_c
     let api = server.api.clone();
     let mut repos = Vec::new();
     for i in 0..4 {
-        repos.push(quiet_repo(&api, &format!("order-{i}")).await);
+        repos.push(api.create_synced_repo(&format!("order-{i}"), REMOTE).await);
     }
     // Every first sync projected: the diffs that follow are the writers' jobs only.
     server.wait_projected().await;
@@ -112,7 +88,7 @@ async fn each_job_is_seen_queued_then_running_then_completed_with_gapless_prev_c
 async fn a_snapshot_taken_while_writers_commit_plus_its_diffs_equals_the_final_table() {
     let server = TestServer::start().await;
     let api = server.api.clone();
-    let repo = quiet_repo(&api, "load").await;
+    let repo = api.create_synced_repo("load", REMOTE).await;
     let topic = format!("repo/{repo}/jobs");
 
     let writer = {
@@ -165,7 +141,7 @@ async fn a_snapshot_taken_while_writers_commit_plus_its_diffs_equals_the_final_t
 /// A repo whose running job blocks, so that each further action adds exactly one change to the
 /// repo's job list.
 async fn blocked_repo(server: &TestServer, name: &str) -> String {
-    let repo = quiet_repo(&server.api, name).await;
+    let repo = server.api.create_synced_repo(name, REMOTE).await;
     let blocker = server
         .api
         .act(&repo, "rebase_branch", Some(&format!("block-{name}")), None)
@@ -324,7 +300,7 @@ async fn a_slow_consumer_is_closed_resumably_while_100_others_keep_receiving() {
     )
     .await;
     let api = server.api.clone();
-    let repo = quiet_repo(&api, "slow").await;
+    let repo = api.create_synced_repo("slow", REMOTE).await;
     let topic = format!("repo/{repo}/jobs");
 
     let mut slow = WsClient::connect_with_small_buffer(&api.base, &api.token).await;
@@ -423,7 +399,7 @@ async fn bad_input_gets_error_frames_and_the_connection_survives() {
     )
     .await;
     let api = server.api.clone();
-    let repo = quiet_repo(&api, "bad").await;
+    let repo = api.create_synced_repo("bad", REMOTE).await;
     let store = &server.server().app().store;
     let other_org = store.create_org("other").await.unwrap();
     let other_token = "other-org-ws-token";
@@ -548,7 +524,7 @@ async fn bad_input_gets_error_frames_and_the_connection_survives() {
 async fn progress_lines_appear_on_the_job_topic_as_they_are_reported() {
     let server = TestServer::start().await;
     let api = server.api.clone();
-    let repo = quiet_repo(&api, "lines").await;
+    let repo = api.create_synced_repo("lines", REMOTE).await;
     let job = api
         .act(&repo, "rebase_branch", Some("block-lines"), None)
         .await;
@@ -598,7 +574,7 @@ async fn a_chatty_jobs_progress_lines_are_coalesced_yet_all_delivered_in_order()
     )
     .await;
     let api = server.api.clone();
-    let repo = quiet_repo(&api, "chatty").await;
+    let repo = api.create_synced_repo("chatty", REMOTE).await;
     let mut ws = WsClient::connect(&api.base, &api.token).await;
     let mut jobs =
         TopicMirror::from_snapshot(&ws.subscribe(&format!("repo/{repo}/jobs"), None).await);

@@ -530,37 +530,39 @@ impl Store {
         end: JobEnd,
         effects: JobEffects,
     ) -> StorageResult<Job> {
-        let end = FinishJob {
+        self.finish_alone(&FinishJob {
             job_id: job_id.to_owned(),
             attempt,
             end,
             effects,
-        };
-        self.finish_jobs(std::slice::from_ref(&end))
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(fenced(job_id, attempt)))
+        })
+        .await
     }
 
     /// [`finish_job`](Self::finish_job) for several jobs, committed together (one answer per
     /// entry, in order). When the shared transaction fails, each job is written alone, so one
     /// job's failing write never decides the others'.
     pub async fn finish_jobs(&self, ends: &[FinishJob]) -> Vec<StorageResult<Job>> {
+        if let [end] = ends {
+            return vec![self.finish_alone(end).await];
+        }
         match dispatch!(self.finish_jobs(ends)) {
             Ok(results) => results,
-            Err(error) if ends.len() == 1 => vec![Err(error)],
             Err(_) => {
                 let mut results = Vec::with_capacity(ends.len());
                 for end in ends {
-                    let alone = dispatch!(self.finish_jobs(std::slice::from_ref(end)));
-                    results.push(alone.and_then(|mut r| {
-                        r.pop()
-                            .unwrap_or_else(|| Err(fenced(&end.job_id, end.attempt)))
-                    }));
+                    results.push(self.finish_alone(end).await);
                 }
                 results
             }
         }
+    }
+
+    /// One job's end in a transaction of its own.
+    async fn finish_alone(&self, end: &FinishJob) -> StorageResult<Job> {
+        dispatch!(self.finish_jobs(std::slice::from_ref(end)))?
+            .pop()
+            .unwrap_or_else(|| Err(fenced(&end.job_id, end.attempt)))
     }
 
     /// Transition: `running` -> `queued` again, due after `delay`, for a transient failure; fenced.
